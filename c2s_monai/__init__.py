@@ -1,0 +1,26 @@
+"""c2s-monai: Corruption2Self (Tu, Shi & Lam, ICLR 2025) self-supervised MRI denoising on MONAI."""
+
+from c2s_monai.api import denoise, load_network, train
+from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad
+from c2s_monai.inferers import C2SInferer
+from c2s_monai.losses import GDSMLoss
+from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.noise import AddNoise, AddNoised, add_noise, recorrupt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddNoise",
+    "AddNoised",
+    "C2SInferer",
+    "GDSMLoss",
+    "NoiseConditionedUNet",
+    "add_noise",
+    "denoise",
+    "estimate_sigma",
+    "estimate_sigma_background",
+    "estimate_sigma_mad",
+    "load_network",
+    "recorrupt",
+    "train",
+]

@@ -1,0 +1,73 @@
+"""Training data: random 2D patches from the slices of noisy volumes, in network units.
+
+Each dataset item is one volume; its deterministic part (load, check, scale to network
+units with its noise level) is cached by MONAI's ``CacheDataset``, and every draw crops
+``patches_per_volume`` random in-plane patches from random slices, with flips and
+90-degree rotations. A sampler with replacement sets the epoch length in iterations,
+independent of the number of volumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.data import CacheDataset, DataLoader
+from monai.transforms import (
+    Compose,
+    LoadImaged,
+    RandFlipd,
+    RandRotate90d,
+    RandSpatialCropSamplesd,
+    SpatialPadd,
+    SqueezeDimd,
+)
+
+from c2s_monai.intensity import ScaleNoisyImaged
+from c2s_monai.transforms import EnsureVolumed
+
+
+def volume_transforms(keys: str = "image", sigma_data: float | str = "auto", percentile: float = 99.5) -> Compose:
+    """Load, check and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys."""
+    return Compose(
+        [
+            LoadImaged(keys, image_only=True, ensure_channel_first=True),
+            EnsureVolumed(keys),
+            ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile),
+        ]
+    )
+
+
+def patch_transforms(keys: str = "image", patch_size: int = 96, patches_per_volume: int = 8) -> Compose:
+    """Random ``patch_size``-square patches from random slices, flipped and rotated."""
+    return Compose(
+        [
+            SpatialPadd(keys, spatial_size=(patch_size, patch_size, 1), mode="reflect"),
+            RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, 1), num_samples=patches_per_volume, random_size=False),
+            SqueezeDimd(keys, dim=-1),
+            RandFlipd(keys, prob=0.5, spatial_axis=0),
+            RandFlipd(keys, prob=0.5, spatial_axis=1),
+            RandRotate90d(keys, prob=0.75, max_k=3),
+        ]
+    )
+
+
+def training_loader(
+    files: Sequence[str],
+    sigma_data: float | str = "auto",
+    patch_size: int = 96,
+    batch_size: int = 8,
+    iterations_per_epoch: int = 100,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch."""
+    if not files:
+        raise ValueError("no training files were given.")
+    data = [{"image": str(f)} for f in files]
+    transform = Compose([volume_transforms("image", sigma_data), patch_transforms("image", patch_size, batch_size)])
+    transform.set_random_state(seed=seed)
+    dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
+    generator = torch.Generator().manual_seed(seed)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=iterations_per_epoch, generator=generator)
+    return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=num_workers)

@@ -1,0 +1,120 @@
+"""Whole-image C2S inference: ``x_hat = D(y, s_d)``, one forward pass at the data level.
+
+method.md section 4. :class:`C2SInferer` is a MONAI ``Inferer``: ``inferer(inputs, network)``
+with ``inputs`` a batch of noisy images in their own units, ``(B, C, H, W)`` or volumes
+``(B, C, H, W, D)`` (channel 0 the target contrast, the rest guides). It does everything
+the network needs beyond the image:
+
+1. scale each sample to network units and set its noise level there
+   (:class:`c2s_monai.intensity.ScaleNoisyImage`: given sigma or estimated);
+2. for volumes, move the slices (last axis) into the batch and run them ``slice_batch``
+   at a time; pad each slice to a multiple of 16 (``BasicUNet``'s pooling) or, when larger
+   than ``roi_size``, run MONAI's ``SlidingWindowInferer``;
+3. append the noise-level channel and call the network, optionally averaging over the
+   ``flips`` test-time flips (an ensemble beyond the paper; see docs/benchmarks.md);
+4. undo the padding and the scaling: the output is float32 in the input's units, shape
+   ``(B, 1, *spatial)``.
+
+The sigma used for each sample (image units) is kept in ``inferer.sigma_used``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.inferers import Inferer, SlidingWindowInferer
+from tqdm import tqdm
+
+from c2s_monai.intensity import ScaleNoisyImage
+
+FLIP_ENSEMBLES = {
+    1: ((),),
+    2: ((), (-1,)),
+    4: ((), (-1,), (-2,), (-2, -1)),
+}
+
+
+class C2SInferer(Inferer):
+    """Slice-wise, batched, padded C2S denoising (see the module docstring).
+
+    Args:
+        sigma_data: noise std in the image's units, or ``"auto"``/``"mad"``/``"background"``.
+        flips: 1 (no ensembling), 2 or 4 test-time flips of the in-plane axes.
+        slice_batch: slices per forward pass.
+        roi_size: in-plane size above which a sliding window is used.
+        overlap: sliding-window overlap.
+        percentile: intensity-scale percentile (:func:`c2s_monai.intensity.intensity_scale`).
+        autocast_dtype: ``"float32"`` or ``"bfloat16"`` inference.
+        progress: show a tqdm bar over slice batches.
+    """
+
+    def __init__(
+        self,
+        sigma_data: float | str = "auto",
+        flips: int = 4,
+        slice_batch: int = 8,
+        roi_size: Sequence[int] = (256, 256),
+        overlap: float = 0.25,
+        percentile: float = 99.5,
+        autocast_dtype: str = "float32",
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        if flips not in FLIP_ENSEMBLES:
+            raise ValueError(f"flips must be one of {tuple(FLIP_ENSEMBLES)}, got {flips!r}.")
+        if slice_batch < 1:
+            raise ValueError(f"slice_batch must be >= 1, got {slice_batch!r}.")
+        if autocast_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"autocast_dtype must be 'float32' or 'bfloat16', got {autocast_dtype!r}.")
+        self.scaler = ScaleNoisyImage(sigma_data, percentile)
+        self.flips = FLIP_ENSEMBLES[flips]
+        self.slice_batch = int(slice_batch)
+        self.roi_size = tuple(int(r) for r in roi_size)
+        self.sliding_window = SlidingWindowInferer(roi_size=self.roi_size, sw_batch_size=self.slice_batch, overlap=overlap, mode="gaussian")
+        self.autocast_dtype = torch.bfloat16 if autocast_dtype == "bfloat16" else None
+        self.progress = progress
+        self.sigma_used: list[float] = []
+
+    def _denoise_slices(self, network, slices: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma``."""
+        height, width = slices.shape[-2:]
+        level = torch.full_like(slices[:, :1], sigma)
+        inputs = torch.cat([slices, level], dim=1)
+        use_window = height > self.roi_size[0] or width > self.roi_size[1]
+        if not use_window:
+            pad_h, pad_w = (-height) % 16, (-width) % 16
+            inputs = F.pad(inputs, (0, pad_w, 0, pad_h), mode="replicate")
+        total = torch.zeros_like(inputs[:, :1])
+        for dims in self.flips:
+            flipped = inputs.flip(dims) if dims else inputs
+            with torch.autocast(inputs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                out = self.sliding_window(flipped, network) if use_window else network(flipped)
+            out = out.float()
+            total += out.flip(dims) if dims else out
+        return (total / len(self.flips))[..., :height, :width]
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor, network, sigma_data: float | str | None = None) -> torch.Tensor:  # type: ignore[override]
+        """Denoise ``inputs`` ``(B, C, H, W[, D])``; ``sigma_data`` overrides the configured one."""
+        if inputs.ndim not in (4, 5):
+            raise ValueError(f"C2SInferer needs (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}.")
+        scaler = self.scaler if sigma_data is None else ScaleNoisyImage(sigma_data, self.scaler.percentile)
+        was_training = network.training
+        network.eval()
+        outputs, self.sigma_used = [], []
+        for sample in torch.as_tensor(inputs).float():
+            scaled, sigma, scale = scaler(sample)
+            self.sigma_used.append(sigma * scale)
+            volume = scaled if scaled.ndim == 4 else scaled.unsqueeze(-1)
+            slices = volume.permute(3, 0, 1, 2)
+            starts = range(0, slices.shape[0], self.slice_batch)
+            denoised = [
+                self._denoise_slices(network, slices[start : start + self.slice_batch], sigma)
+                for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
+            ]
+            denoised = torch.cat(denoised).permute(1, 2, 3, 0)
+            outputs.append((denoised if scaled.ndim == 4 else denoised[..., 0]) * scale)
+        network.train(was_training)
+        return torch.stack(outputs)

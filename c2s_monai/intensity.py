@@ -1,0 +1,96 @@
+"""Put a noisy image into network units, where its noise level is known.
+
+The network is trained and run on images divided by a robust intensity scale
+(the ``percentile``-th percentile of ``|image|``, 99.5 by default), so a tissue-bright
+voxel is about 1 whatever the scanner's units. The noise level travels with the image:
+``sigma_net = sigma_image / scale``, either given in the image's units or estimated
+(:mod:`c2s_monai.estimation`) on the scaled image. The denoised output is multiplied by
+``scale`` again, so it is returned in the input's units (float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+
+from c2s_monai.estimation import ESTIMATORS, estimate_sigma
+
+
+def intensity_scale(image, percentile: float = 99.5) -> float:
+    """The robust scale of ``image``: the ``percentile``-th percentile of ``|image|`` (> 0)."""
+    values = torch.as_tensor(image).detach().float().abs().flatten()
+    scale = float(torch.quantile(values[:: max(1, values.numel() // 2_000_000)], percentile / 100.0))
+    if not scale > 0:
+        scale = float(values.max())
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError("the image is all zeros (or not finite): there is nothing to denoise.")
+    return scale
+
+
+def check_sigma_data(sigma_data) -> float | str:
+    """Validate a ``sigma_data`` setting: a number > 0 (image units) or ``"auto"``/an estimator name."""
+    if isinstance(sigma_data, str):
+        name = "mad" if sigma_data == "auto" else sigma_data
+        if name not in ESTIMATORS:
+            raise ValueError(f"sigma_data must be a number > 0, 'auto' or one of {ESTIMATORS}; got {sigma_data!r}.")
+        return name
+    try:
+        value = float(sigma_data)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma_data must be a number > 0 or 'auto'; got {sigma_data!r}.") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"sigma_data must be a finite number > 0 (in the image's units); got {sigma_data!r}.")
+    return value
+
+
+class ScaleNoisyImage(Transform):
+    """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
+
+    Args:
+        sigma_data: noise std in the image's units, or ``"auto"`` (wavelet MAD), ``"mad"``
+            or ``"background"`` to estimate it on the target (channel 0).
+        percentile: percentile of ``|image|`` used as the scale.
+    """
+
+    def __init__(self, sigma_data: float | str = "auto", percentile: float = 99.5) -> None:
+        self.sigma_data = check_sigma_data(sigma_data)
+        self.percentile = percentile
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        scale = intensity_scale(image[0], self.percentile)
+        scaled = image / scale
+        if isinstance(self.sigma_data, str):
+            sigma = estimate_sigma(scaled[0], self.sigma_data)
+        else:
+            sigma = self.sigma_data / scale
+        return scaled, float(sigma), scale
+
+
+class ScaleNoisyImaged(MapTransform):
+    """Dictionary form of :class:`ScaleNoisyImage`: writes ``sigma_key`` and ``scale_key`` beside each image key."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        sigma_data: float | str = "auto",
+        percentile: float = 99.5,
+        sigma_key: str = "sigma_data",
+        scale_key: str = "intensity_scale",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.scaler = ScaleNoisyImage(sigma_data, percentile)
+        self.sigma_key = sigma_key
+        self.scale_key = scale_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key], sigma, scale = self.scaler(d[key])
+            d[self.sigma_key] = torch.tensor(sigma, dtype=torch.float32)
+            d[self.scale_key] = torch.tensor(scale, dtype=torch.float32)
+        return d

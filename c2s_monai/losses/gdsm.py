@@ -1,0 +1,130 @@
+"""Generalized denoising score matching (GDSM) loss of Corruption2Self.
+
+Tu, Shi & Lam, "Score-based Self-supervised MRI Denoising", ICLR 2025 (arXiv 2505.05631);
+``shared/method.md`` sections 2, 3 and 5.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from c2s_monai.noise import check_noise_model, recorrupt
+
+TAU_SAMPLINGS = ("tau", "sigma")
+
+
+def gdsm_coefficients(
+    sigma_total: torch.Tensor, sigma_data: torch.Tensor, sigma_target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(gamma, delta)`` of ``E[y | x_t] = gamma E[x_tgt | x_t] + delta x_t``.
+
+    ``gamma = (s_t^2 - s_d^2) / (s_t^2 - s_tgt^2)``, ``delta = (s_d^2 - s_tgt^2) / (s_t^2 - s_tgt^2)``
+    with ``0 <= s_tgt <= s_d < s_t``; ``gamma + delta = 1`` and ``gamma -> 0`` as ``s_t -> s_d``.
+    """
+    denominator = sigma_total**2 - sigma_target**2
+    gamma = (sigma_total**2 - sigma_data**2) / denominator
+    delta = (sigma_data**2 - sigma_target**2) / denominator
+    return gamma, delta
+
+
+class GDSMLoss(nn.Module):
+    r"""GDSM loss: train a noise-conditioned denoiser from noisy images only.
+
+    For a noisy batch ``y = x0 + s_d n`` (channel 0 is the target contrast, further channels
+    are co-registered guide contrasts, method.md section 8), draw per sample
+
+    .. math::
+
+        \tau \sim U(0, T],\quad T = \text{tau\_max}\cdot s_d,\quad
+        x_\tau = y + \tau z,\quad s_t^2 = s_d^2 + \tau^2
+
+    (``tau_sampling="tau"``, the paper's reparameterisation; ``"sigma"`` draws ``s_t``
+    uniformly in ``(s_d, \sqrt{s_d^2 + T^2}]`` instead, for ablations) and minimise
+
+    .. math::
+
+        L = \mathbb{E}\, w \,\lVert \gamma\, D(x_\tau, s_t) + \delta\, x_\tau - y \rVert^2,\qquad
+        w = (s_t^2)^{\alpha}\,\min(1/\gamma^2,\ \text{max\_weight})
+
+    with ``gamma, delta`` from :func:`gdsm_coefficients`. Its minimiser is
+    ``D*(x_t, s_t) = E[x_tgt | x_t]`` with ``s_tgt = sigma_target_ratio * s_d`` (detail
+    refinement when > 0), so inference is ``D(y, s_d)``. ``max_weight = 1`` gives the plain
+    weight ``(s_t^2)^alpha``; larger values up-weight small ``tau`` (where ``gamma -> 0``),
+    bounded so the variance stays finite. For Rician data ``noise_model="rician"`` builds
+    ``x_tau = |y + tau (z_r + i z_i)|``, exactly Rician at ``s_t``.
+
+    ``network`` takes one tensor ``(B, C + 1, *spatial)``: the image channels (target
+    re-corrupted, guides as given) and a last channel holding ``s_t``, and returns the
+    denoised target ``(B, 1, *spatial)`` (see :class:`c2s_monai.networks.NoiseConditionedUNet`).
+
+    Args:
+        tau_max: ``T`` in units of ``s_d`` (> 0).
+        sigma_target_ratio: ``s_tgt / s_d`` in ``[0, 1)``.
+        weight_exponent: ``alpha``.
+        max_weight: cap of ``1/gamma^2`` (>= 1).
+        noise_model: ``"gaussian"`` or ``"rician"``.
+        tau_sampling: ``"tau"`` (uniform added level) or ``"sigma"`` (uniform total level).
+    """
+
+    def __init__(
+        self,
+        tau_max: float = 1.0,
+        sigma_target_ratio: float = 0.0,
+        weight_exponent: float = 0.0,
+        max_weight: float = 4.0,
+        noise_model: str = "gaussian",
+        tau_sampling: str = "tau",
+    ) -> None:
+        super().__init__()
+        if not tau_max > 0:
+            raise ValueError(f"tau_max must be > 0, got {tau_max!r}.")
+        if not 0 <= sigma_target_ratio < 1:
+            raise ValueError(f"sigma_target_ratio must be in [0, 1), got {sigma_target_ratio!r}.")
+        if not max_weight >= 1:
+            raise ValueError(f"max_weight must be >= 1, got {max_weight!r}.")
+        if tau_sampling not in TAU_SAMPLINGS:
+            raise ValueError(f"tau_sampling must be one of {TAU_SAMPLINGS}, got {tau_sampling!r}.")
+        self.tau_max = float(tau_max)
+        self.sigma_target_ratio = float(sigma_target_ratio)
+        self.weight_exponent = float(weight_exponent)
+        self.max_weight = float(max_weight)
+        self.noise_model = check_noise_model(noise_model)
+        self.tau_sampling = tau_sampling
+
+    def sample_tau(self, sigma_data: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw the added level ``tau`` per sample (see the class docstring)."""
+        u = 1.0 - torch.rand(sigma_data.shape, generator=generator, dtype=sigma_data.dtype)
+        u = u.to(sigma_data.device)
+        tau_limit = self.tau_max * sigma_data
+        if self.tau_sampling == "tau":
+            return u * tau_limit
+        sigma_total = sigma_data + u * (torch.sqrt(sigma_data**2 + tau_limit**2) - sigma_data)
+        return torch.sqrt(sigma_total**2 - sigma_data**2)
+
+    def forward(
+        self,
+        network: nn.Module,
+        noisy: torch.Tensor,
+        sigma_data: torch.Tensor | float,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Return the mean weighted loss for ``noisy`` ``(B, C, *spatial)`` at ``sigma_data`` (scalar or ``(B,)``)."""
+        batch = noisy.shape[0]
+        sigma_data = torch.as_tensor(sigma_data, dtype=noisy.dtype, device=noisy.device).reshape(-1)
+        sigma_data = sigma_data.expand(batch) if sigma_data.numel() == 1 else sigma_data
+        if sigma_data.numel() != batch or not bool(torch.all(sigma_data > 0)):
+            raise ValueError(f"sigma_data must be > 0, one value or one per sample; got {sigma_data.tolist()}.")
+        tau = self.sample_tau(sigma_data, generator)
+        sigma_total = torch.sqrt(sigma_data**2 + tau**2)
+        gamma, delta = gdsm_coefficients(sigma_total, sigma_data, self.sigma_target_ratio * sigma_data)
+        weight = sigma_total ** (2 * self.weight_exponent) * torch.clamp(gamma**-2, max=self.max_weight)
+
+        target = noisy[:, :1]
+        x_tau = recorrupt(target, tau, self.noise_model, generator)
+        level_map = sigma_total.reshape(-1, 1, *([1] * (noisy.ndim - 2))).expand_as(target)
+        denoised = network(torch.cat([x_tau, noisy[:, 1:], level_map], dim=1))
+
+        shape = (-1,) + (1,) * (noisy.ndim - 1)
+        residual = gamma.reshape(shape) * denoised.float() + delta.reshape(shape) * x_tau - target
+        return (weight.reshape(shape) * residual**2).mean()
