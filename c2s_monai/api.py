@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Events
-from ignite.handlers import EMAHandler, ProgressBar
+from ignite.handlers import Checkpoint, DiskSaver, EMAHandler, ProgressBar
 from monai.engines import SupervisedTrainer
-from monai.handlers import CheckpointLoader, CheckpointSaver, LrScheduleHandler, StatsHandler
+from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
 from monai.optimizers import WarmupCosineSchedule
 from monai.utils import set_determinism
 
@@ -115,11 +115,21 @@ def train(
     ema = EMAHandler(network, momentum=ema_momentum, momentum_warmup=0.1, warmup_iters=max(1, min(warmup_iterations * 5, total)))
     ema.attach(trainer, name="ema_momentum", event=Events.ITERATION_COMPLETED)
     save_dict = {"network": network, "ema_network": ema.ema_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    CheckpointSaver(str(checkpoint_dir), save_dict, save_interval=1, n_saved=1, epoch_level=True).attach(trainer)
+    # ignite's DiskSaver(atomic=True) writes a temporary file then renames it: a killed run never
+    # leaves a truncated checkpoint (MONAI's CheckpointSaver writes in place).
+    saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
+    checkpoint = Checkpoint(save_dict, saver, n_saved=1, global_step_transform=lambda engine, _: engine.state.epoch)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
     resume_from = latest_checkpoint(checkpoint_dir)
     if resume_from is not None:
         logger.info("resuming from %s", resume_from)
         CheckpointLoader(str(resume_from), save_dict, map_location=device).attach(trainer)
+
+        @trainer.on(Events.STARTED)
+        def _follow_the_new_schedule(_) -> None:
+            # the loaded scheduler state holds the earlier run's length; keep its position only
+            scheduler.t_total = total
+            scheduler.warmup_steps = min(warmup_iterations, total - 1)
     if progress:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
 

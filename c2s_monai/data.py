@@ -65,7 +65,8 @@ def training_loader(
     if not files:
         raise ValueError("no training files were given.")
     data = [{"image": str(f)} for f in files]
-    transform = Compose([volume_transforms("image", sigma_data), patch_transforms("image", patch_size, batch_size)])
+    # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)
+    transform = Compose([volume_transforms("image", sigma_data), patch_transforms("image", patch_size, batch_size)]).flatten()
     transform.set_random_state(seed=seed)
     dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
     generator = torch.Generator().manual_seed(seed)

@@ -46,6 +46,8 @@ def estimate_sigma_mad(image) -> float:
     axis, which is robust to slices that hold only air or only edges.
     """
     array = _as_numpy(image)
+    if np.ptp(array) <= 0:
+        raise ValueError("noise estimation needs a non-constant image.")
     if array.ndim == 2:
         return float(_skimage_estimate_sigma(array, channel_axis=None))
     per_slice = [
@@ -53,8 +55,6 @@ def estimate_sigma_mad(image) -> float:
         for k in range(array.shape[-1])
         if np.ptp(array[..., k]) > 0
     ]
-    if not per_slice:
-        raise ValueError("noise estimation needs a non-constant image.")
     return float(np.median(per_slice))
 
 

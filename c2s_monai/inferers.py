@@ -84,7 +84,8 @@ class C2SInferer(Inferer):
         inputs = torch.cat([slices, level], dim=1)
         use_window = height > self.roi_size[0] or width > self.roi_size[1]
         if not use_window:
-            pad_h, pad_w = (-height) % 16, (-width) % 16
+            # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
+            pad_h, pad_w = max(32, height + (-height) % 16) - height, max(32, width + (-width) % 16) - width
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h), mode="replicate")
         total = torch.zeros_like(inputs[:, :1])
         for dims in self.flips:

@@ -1,0 +1,3 @@
+from c2s_monai.cli import main
+
+main()
