@@ -20,15 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from ignite.engine import Events
-from ignite.handlers import Checkpoint, DiskSaver, EMAHandler, ProgressBar
-from monai.engines import SupervisedTrainer
-from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
-from monai.optimizers import WarmupCosineSchedule
 from monai.utils import set_determinism
 
 from c2s_monai.data import training_loader
-from c2s_monai.engines import GDSMIteration
+from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.io import check_output_path, default_output_path, load_volume, save_like
 from c2s_monai.losses import GDSMLoss
@@ -50,13 +45,6 @@ def _atomic_torch_save(obj, path: Path) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
-    """The newest ``*.pt`` in ``checkpoint_dir`` (by modification time), or ``None``."""
-    folder = Path(checkpoint_dir)
-    candidates = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return candidates[-1] if candidates else None
 
 
 def train(
@@ -95,44 +83,20 @@ def train(
     network = NoiseConditionedUNet(**network_args).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     loader = training_loader([str(f) for f in files], sigma_data, patch_size, batch_size, iterations_per_epoch, seed)
-    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    total = epochs * iterations_per_epoch
-    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=min(warmup_iterations, total - 1), t_total=total)
-
-    trainer = SupervisedTrainer(
-        device=torch.device(device),
-        max_epochs=epochs,
-        epoch_length=iterations_per_epoch,
-        train_data_loader=loader,
-        network=network,
-        optimizer=optimizer,
-        loss_function=loss,
-        iteration_update=GDSMIteration(autocast_dtype=autocast_dtype),
-        train_handlers=[LrScheduleHandler(scheduler, print_lr=False, epoch_level=False), StatsHandler(iteration_log=False, tag_name="loss")],
-        amp=False,
-        decollate=False,
+    trainer, ema = create_trainer(
+        network,
+        loss,
+        loader,
+        epochs,
+        iterations_per_epoch,
+        learning_rate=learning_rate,
+        warmup_iterations=warmup_iterations,
+        ema_momentum=ema_momentum,
+        device=device,
+        autocast_dtype=autocast_dtype,
+        checkpoint_dir=str(checkpoint_dir),
+        progress=progress,
     )
-    ema = EMAHandler(network, momentum=ema_momentum, momentum_warmup=0.1, warmup_iters=max(1, min(warmup_iterations * 5, total)))
-    ema.attach(trainer, name="ema_momentum", event=Events.ITERATION_COMPLETED)
-    save_dict = {"network": network, "ema_network": ema.ema_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    # ignite's DiskSaver(atomic=True) writes a temporary file then renames it: a killed run never
-    # leaves a truncated checkpoint (MONAI's CheckpointSaver writes in place).
-    saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
-    checkpoint = Checkpoint(save_dict, saver, n_saved=1, global_step_transform=lambda engine, _: engine.state.epoch)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
-    resume_from = latest_checkpoint(checkpoint_dir)
-    if resume_from is not None:
-        logger.info("resuming from %s", resume_from)
-        CheckpointLoader(str(resume_from), save_dict, map_location=device).attach(trainer)
-
-        @trainer.on(Events.STARTED)
-        def _follow_the_new_schedule(_) -> None:
-            # the loaded scheduler state holds the earlier run's length; keep its position only
-            scheduler.t_total = total
-            scheduler.warmup_steps = min(warmup_iterations, total - 1)
-    if progress:
-        ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
-
     trainer.run()
 
     model_path = output_dir / MODEL_FILE

@@ -1,3 +1,3 @@
-from c2s_monai.engines.trainer import GDSMIteration
+from c2s_monai.engines.trainer import EMAWarmup, GDSMIteration, create_trainer, latest_checkpoint
 
-__all__ = ["GDSMIteration"]
+__all__ = ["EMAWarmup", "GDSMIteration", "create_trainer", "latest_checkpoint"]

@@ -8,9 +8,17 @@ else (EMA, checkpoints, LR schedule, logging) is an ignite/MONAI handler.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
+from ignite.engine import Events
+from ignite.handlers import Checkpoint, DiskSaver, EMAHandler, ProgressBar
+from ignite.handlers.state_param_scheduler import LambdaStateScheduler
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
+from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
+from monai.optimizers import WarmupCosineSchedule
 from monai.utils.enums import CommonKeys
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -54,3 +62,95 @@ class GDSMIteration:
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         output[CommonKeys.LOSS] = loss.detach()
         return output
+
+
+class EMAWarmup:
+    """EMA momentum ``max(momentum, 9 / (10 + n))`` at iteration ``n``.
+
+    The decay ``min(1 - momentum, (1 + n) / (10 + n))`` of common EMA-with-warm-up practice:
+    early on the average follows the fast-moving weights instead of lagging thousands of
+    steps behind them (``shared/recipe-notes.md``).
+    """
+
+    def __init__(self, momentum: float) -> None:
+        if not 0 < momentum <= 1:
+            raise ValueError(f"ema momentum must be in (0, 1], got {momentum!r}.")
+        self.momentum = momentum
+
+    def __call__(self, iteration: int) -> float:
+        return max(self.momentum, 9.0 / (10.0 + iteration))
+
+
+def create_trainer(
+    network: torch.nn.Module,
+    loss_function: torch.nn.Module,
+    train_loader,
+    epochs: int,
+    iterations_per_epoch: int,
+    learning_rate: float = 2e-3,
+    warmup_iterations: int = 200,
+    ema_momentum: float = 0.001,
+    device: str | torch.device = "cpu",
+    autocast_dtype: str = "float32",
+    checkpoint_dir: str | None = None,
+    train_handlers: list | None = None,
+    progress: bool = False,
+) -> tuple[SupervisedTrainer, EMAHandler]:
+    """A ``SupervisedTrainer`` running :class:`GDSMIteration` with the C2S recipe's handlers.
+
+    Adam, ``warmup_iterations`` of linear warm-up then cosine decay to zero
+    (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
+    (ignite ``EMAHandler`` with :class:`EMAWarmup`), and, with ``checkpoint_dir``, a full
+    checkpoint each epoch (network, EMA, optimiser, scheduler, trainer) written atomically,
+    from which the run resumes when one is there. Returns ``(trainer, ema)``; the EMA
+    weights are ``ema.ema_model``.
+    """
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    total = epochs * iterations_per_epoch
+    warmup = min(warmup_iterations, total - 1)
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=warmup, t_total=total)
+    handlers = [LrScheduleHandler(scheduler, print_lr=False, epoch_level=False), StatsHandler(iteration_log=False, tag_name="loss")]
+    trainer = SupervisedTrainer(
+        device=torch.device(device),
+        max_epochs=epochs,
+        epoch_length=iterations_per_epoch,
+        train_data_loader=train_loader,
+        network=network,
+        optimizer=optimizer,
+        loss_function=loss_function,
+        iteration_update=GDSMIteration(autocast_dtype=autocast_dtype),
+        train_handlers=handlers + list(train_handlers or []),
+        amp=False,
+        decollate=False,
+    )
+    ema = EMAHandler(network, momentum=ema_momentum)
+    # the warm-up schedule must set the momentum before the EMA update of the same event
+    LambdaStateScheduler(EMAWarmup(ema_momentum), param_name="ema_momentum").attach(trainer, Events.ITERATION_COMPLETED)
+    ema.attach(trainer, name="ema_momentum", warn_if_exists=False, event=Events.ITERATION_COMPLETED)
+    if checkpoint_dir is not None:
+        save_dict = {"network": network, "ema_network": ema.ema_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+        # ignite's DiskSaver(atomic=True) writes a temporary file then renames it: a killed run
+        # never leaves a truncated checkpoint (MONAI's CheckpointSaver writes in place).
+        saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
+        checkpoint = Checkpoint(save_dict, saver, n_saved=1, global_step_transform=lambda engine, _: engine.state.epoch)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
+        resume_from = latest_checkpoint(checkpoint_dir)
+        if resume_from is not None:
+            CheckpointLoader(str(resume_from), save_dict, map_location=device).attach(trainer)
+
+            @trainer.on(Events.STARTED)
+            def _follow_the_new_schedule(_) -> None:
+                # the loaded scheduler state holds the earlier run's length; keep its position only
+                scheduler.t_total = total
+                scheduler.warmup_steps = warmup
+
+    if progress:
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
+    return trainer, ema
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The newest ``*.pt`` in ``checkpoint_dir`` (by modification time), or ``None``."""
+    folder = Path(checkpoint_dir)
+    candidates = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return candidates[-1] if candidates else None
