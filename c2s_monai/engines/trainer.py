@@ -98,8 +98,8 @@ def create_trainer(
 ) -> tuple[SupervisedTrainer, EMAHandler]:
     """A ``SupervisedTrainer`` running :class:`GDSMIteration` with the C2S recipe's handlers.
 
-    Adam, ``warmup_iterations`` of linear warm-up then cosine decay to zero
-    (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
+    Adam, ``warmup_iterations`` of linear warm-up (at most a fifth of the run) then cosine
+    decay to zero (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
     (ignite ``EMAHandler`` with :class:`EMAWarmup`), and, with ``checkpoint_dir``, a full
     checkpoint each epoch (network, EMA, optimiser, scheduler, trainer) written atomically,
     from which the run resumes when one is there. Returns ``(trainer, ema)``; the EMA
@@ -107,7 +107,7 @@ def create_trainer(
     """
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     total = epochs * iterations_per_epoch
-    warmup = min(warmup_iterations, total - 1)
+    warmup = min(warmup_iterations, max(1, total // 5))
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=warmup, t_total=total)
     handlers = [LrScheduleHandler(scheduler, print_lr=False, epoch_level=False), StatsHandler(iteration_log=False, tag_name="loss")]
     trainer = SupervisedTrainer(

@@ -1,0 +1,327 @@
+"""The MONAI bundle in bundle/: every workflow through monai.bundle on tiny data, and the three verify commands.
+
+The workflow configs pull their shared definitions from configs/common.json with MONAI `%` macros,
+whose paths are relative to the repository root: every run here starts from there, as the README's
+commands do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigParser, ckpt_export, create_workflow, verify_metadata, verify_net_in_out
+from test_readers import make_dicom_series
+
+from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.readers import read_dicom_series
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "bundle" / "configs"
+METADATA = CONFIGS / "metadata.json"
+SCHEMA = REPO / "tests" / "data" / "meta_schema_20240725.json"
+SHIPPED_MODEL = REPO / "bundle" / "models" / "model.pt"
+TINY_FEATURES = [8, 8, 16, 32, 64, 8]
+TINY = {"features": TINY_FEATURES, "flips": 1, "slice_batch": 4}
+TINY_TRAIN = {**TINY, "max_epochs": 2, "iterations_per_epoch": 2, "batch_size": 2, "patch_size": 32, "warmup_iterations": 1}
+
+
+def _phantom(seed: int, shape=(40, 36, 3)) -> np.ndarray:
+    """A smooth piecewise-constant 'head' in [0, 1]: two ellipses on a dark background."""
+    x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    head = ((x / 0.8) ** 2 + (y / 0.7) ** 2 < 1).astype(np.float32) * 0.6
+    head += ((x / 0.3) ** 2 + ((y - 0.1 * seed) / 0.25) ** 2 < 1).astype(np.float32) * 0.4
+    return np.repeat(head[..., None], shape[2], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle_data")
+    rng = np.random.default_rng(0)
+    affine = np.array([[0.0, -1.1, 0.0, 20.0], [0.9, 0.0, 0.0, -10.0], [0.0, 0.0, 3.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+    (root / "noisy").mkdir()
+    (root / "clean").mkdir()
+    for index in range(2):
+        clean = _phantom(index)
+        image = nib.Nifti1Image((clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32) * 800, affine)
+        image.header["descrip"] = b"test scanner"
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=2)
+        nib.save(image, root / "noisy" / f"sub-{index}_T1w.nii.gz")
+        nib.save(nib.Nifti1Image(clean, affine), root / "clean" / f"ref-{index}.nii.gz")
+    make_dicom_series(root / "dicom" / "t2_series", num_slices=4)
+    with __import__("h5py").File(root / "knee.h5", "w") as handle:
+        handle["reconstruction_rss"] = np.abs(_phantom(0, (3, 36, 40)) + rng.normal(0, 0.05, (3, 36, 40))).astype(np.float32)
+    model = root / "tiny_model.pt"
+    torch.manual_seed(0)
+    torch.save(NoiseConditionedUNet(features=TINY_FEATURES).state_dict(), model)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root_on_one_thread(monkeypatch):
+    """Workflows resolve `%bundle/configs/...` from the repository root; tiny networks run fastest on one thread."""
+    monkeypatch.chdir(REPO)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _workflow(configs, workflow_type, **override):
+    return create_workflow(
+        config_file=[str(CONFIGS / name) for name in configs], workflow_type=workflow_type, logging_file=False, **override
+    )
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- configs
+
+
+def test_common_definitions_are_not_copied_into_workflow_configs():
+    common = json.loads((CONFIGS / "common.json").read_text())
+    for name in ("train.json", "inference.json"):
+        config = json.loads((CONFIGS / name).read_text())
+        for key in common:
+            assert config[key] == f"%bundle/configs/common.json#{key}", (name, key)
+    for name in ("evaluate.json", "multi_gpu_train.json"):
+        config = json.loads((CONFIGS / name).read_text())
+        redefined = set(config) & set(common) - {"device", "network", "output_dir"}
+        assert not redefined, (name, redefined)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "component", "check"),
+    [
+        ("sigma_data", 0.05, "inferer", lambda c: c.scaler.sigma_data == 0.05),
+        ("flips", 2, "inferer", lambda c: len(c.flips) == 2),
+        ("sigma_target_ratio", 0.2, "loss", lambda c: c.sigma_target_ratio == 0.2),
+        ("tau_max", 2.0, "loss", lambda c: c.tau_max == 2.0),
+        ("noise_model", "rician", "loss", lambda c: c.noise_model == "rician"),
+        ("features", TINY_FEATURES, "network_def", lambda c: c.backbone.conv_0.conv_0.conv.out_channels == 8),
+        ("ema_momentum", 0.01, "ema", lambda c: c.momentum == 0.01),
+        ("learning_rate", 0.01, "optimizer", lambda c: c.param_groups[0]["lr"] <= 0.01),
+        ("max_epochs", 3, "train#trainer", lambda c: c.state.max_epochs == 3),
+        ("patch_size", 48, "train#patch_transforms", lambda c: tuple(c.transforms[0].padder.spatial_size) == (48, 48, 1)),
+        ("device", "cpu", "network", lambda c: next(c.parameters()).device.type == "cpu"),
+    ],
+)
+def test_every_knob_is_a_config_key(key, value, component, check, tmp_path):
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json")])
+    parser.read_meta(str(METADATA))
+    parser["bundle_root"] = str(tmp_path)
+    assert key in parser, key
+    parser[key] = value
+    if key == "max_epochs":
+        parser["datalist"] = []
+    assert check(parser.get_parsed_content(component))
+
+
+# ---------------------------------------------------------------- verify commands
+
+
+def test_verify_metadata_offline_with_the_repo_schema(tmp_path):
+    verify_metadata(meta_file=str(METADATA), filepath=str(SCHEMA))
+    broken = json.loads(METADATA.read_text())
+    del broken["network_data_format"]["inputs"]["image"]["num_channels"]
+    (tmp_path / "metadata.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="num_channels"):
+        verify_metadata(meta_file=str(tmp_path / "metadata.json"), filepath=str(SCHEMA))
+
+
+def test_verify_net_in_out():
+    verify_net_in_out(net_id="network_def", meta_file=str(METADATA), config_file=str(CONFIGS / "inference.json"), device="cpu", n=2)
+
+
+def test_ckpt_export_torchscript_matches_the_eager_network(tmp_path):
+    target = tmp_path / "model.ts"
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(target),
+        ckpt_file=str(SHIPPED_MODEL),
+        meta_file=str(METADATA),
+        config_file=str(CONFIGS / "inference.json"),
+    )
+    extra = {"metadata.json": "", "inference.json": ""}
+    scripted = torch.jit.load(str(target), _extra_files=extra)
+    assert json.loads(extra["metadata.json"])["version"] == json.loads(METADATA.read_text())["version"]
+    eager = NoiseConditionedUNet()
+    eager.load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
+    eager.eval()
+    inputs = torch.cat([torch.rand(1, 1, 64, 64), torch.full((1, 1, 64, 64), 0.02)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(inputs), eager(inputs), rtol=1e-4, atol=1e-5)
+
+
+def test_shipped_checkpoint_is_small_and_fits_the_default_network():
+    assert SHIPPED_MODEL.stat().st_size < 20 * 1024 * 1024
+    NoiseConditionedUNet().load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_train_workflow_logs_checkpoints_and_resumes(data, tmp_path):
+    settings = {**TINY_TRAIN, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy")}
+    workflow = _workflow(["train.json"], "train", **settings)
+    assert workflow.check_properties() == []
+    workflow.run()
+    workflow.finalize()
+    model = tmp_path / "models" / "model.pt"
+    NoiseConditionedUNet(features=TINY_FEATURES).load_state_dict(torch.load(model, weights_only=True))
+    assert [p.name for p in (tmp_path / "models" / "checkpoints").iterdir()] == ["checkpoint_2.pt"]
+    assert list((tmp_path / "eval" / "train").glob("events.out.tfevents.*"))
+    report = json.loads((tmp_path / "eval" / "train" / "validation_no_reference.json").read_text())
+    assert len(report) == 2 and len(report[-1]["volumes"]) == 2
+    assert 0 < report[-1]["mean"]["residual_std_ratio"]
+    metrics = workflow.evaluator.state.metrics
+    assert {"val_residual_std_ratio", "val_residual_correlation", "val_remaining_noise_ratio"} <= set(metrics)
+
+    fresh = _workflow(["train.json"], "train", **{**settings, "resume": "false"})  # as typed on a command line
+    assert fresh.parser.get_parsed_content("train#resume_handler").checkpoint is None
+
+    resumed = _workflow(["train.json"], "train", **{**settings, "max_epochs": 3, "resume": "true"})
+    iterations = []
+    resumed.trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: iterations.append(engine.state.iteration))
+    resumed.run()
+    resumed.finalize()
+    assert iterations == [5, 6]  # epochs 1-2 were restored from the checkpoint, only epoch 3 ran
+    assert resumed.parser.get_parsed_content("lr_scheduler").t_total == 6  # the longer run's schedule
+
+
+def test_train_in_synthetic_noise_mode_reports_psnr_and_ssim(data, tmp_path):
+    settings = {**TINY_TRAIN, "max_epochs": 1, "bundle_root": str(tmp_path), "dataset_dir": str(data / "clean"), "synthetic_sigma": 0.1}
+    workflow = _workflow(["train.json"], "train", **settings)
+    workflow.run()
+    workflow.finalize()
+    metrics = workflow.evaluator.state.metrics
+    assert {"val_psnr", "val_ssim", "val_noisy_psnr"} <= set(metrics)
+    assert 15 < metrics["val_noisy_psnr"] < 25  # sigma 0.1 of the peak: 20 dB
+    assert not (tmp_path / "eval" / "train" / "validation_no_reference.json").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo")
+def test_multi_gpu_train_config_runs_two_processes_on_cpu(data, tmp_path):
+    overrides = {**TINY_TRAIN, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy"), "max_epochs": 1}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+        "-m", "monai.bundle", "run",
+        "--config_file", "['bundle/configs/train.json','bundle/configs/multi_gpu_train.json']",
+    ]
+    for key, value in overrides.items():
+        command += [f"--{key}", json.dumps(value) if isinstance(value, list) else str(value)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert (tmp_path / "models" / "checkpoints" / "checkpoint_1.pt").is_file()
+
+
+# ---------------------------------------------------------------- inference and evaluation
+
+
+def test_inference_on_nifti_keeps_header_writes_reports_and_spares_inputs(data, tmp_path):
+    before = _digest(data / "noisy")
+    workflow = _workflow(
+        ["inference.json"], "infer", **TINY, dataset_dir=str(data / "noisy"), ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path)
+    )
+    assert workflow.check_properties() == []
+    workflow.run()
+    workflow.finalize()
+    assert _digest(data / "noisy") == before
+    for index in range(2):
+        source = nib.load(data / "noisy" / f"sub-{index}_T1w.nii.gz")
+        output = nib.load(tmp_path / f"sub-{index}_T1w_denoised.nii.gz")
+        np.testing.assert_allclose(output.affine, source.affine)
+        assert output.header["descrip"] == source.header["descrip"]
+        assert (int(output.header["qform_code"]), int(output.header["sform_code"])) == (1, 2)
+        assert output.shape == source.shape
+        report = json.loads((tmp_path / f"sub-{index}_T1w_denoised.json").read_text())
+        assert report["input"] == str((data / "noisy" / f"sub-{index}_T1w.nii.gz").resolve())
+        assert report["output"] == str((tmp_path / f"sub-{index}_T1w_denoised.nii.gz").resolve())
+        assert report["sigma_source"] == "estimated (mad)"
+        assert 10 < report["sigma_data"] < 80  # 0.05 * 800 = 40 in image units
+        assert report["seconds_total"] > 0 and report["shape"] == [40, 36, 3]
+        assert set(report["no_reference"]) == {"residual_std_ratio", "residual_correlation", "remaining_noise_ratio"}
+        figure = tmp_path / f"sub-{index}_T1w_denoised_qa.png"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inference_with_a_given_sigma_reports_it(data, tmp_path):
+    workflow = _workflow(
+        ["inference.json"], "infer", **TINY, sigma_data=33.0, dataset_dir=str(data / "noisy" / "sub-0_T1w.nii.gz"),
+        ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path),
+    )
+    workflow.run()
+    report = json.loads((tmp_path / "sub-0_T1w_denoised.json").read_text())
+    assert report["sigma_data"] == pytest.approx(33.0) and report["sigma_source"] == "given"
+
+
+def test_inference_dicom_series_in_dicom_series_out(data, tmp_path):
+    before = _digest(data / "dicom")
+    workflow = _workflow(
+        ["inference.json"], "infer", **TINY, dataset_dir=str(data / "dicom" / "t2_series"), dicom_output=True,
+        ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path),
+    )
+    workflow.run()
+    assert _digest(data / "dicom") == before
+    _, source, _ = read_dicom_series(data / "dicom" / "t2_series")
+    _, result, _ = read_dicom_series(tmp_path / "t2_series_denoised")
+    for original, new in zip(source, result, strict=True):
+        for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness"):
+            assert new[tag].value == original[tag].value
+        assert new.SeriesInstanceUID != original.SeriesInstanceUID
+    assert (tmp_path / "t2_series_denoised_qa.png").is_file()
+    assert json.loads((tmp_path / "t2_series_denoised.json").read_text())["input_format"] == "dicom"
+
+
+def test_inference_reads_hdf5(data, tmp_path):
+    workflow = _workflow(
+        ["inference.json"], "infer", **TINY, dataset_dir=str(data / "knee.h5"), ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path)
+    )
+    workflow.run()
+    output = nib.load(tmp_path / "knee_denoised.nii.gz")
+    assert output.shape == (40, 36, 3)
+
+
+def test_evaluate_synthetic_noise_writes_metrics(data, tmp_path):
+    workflow = _workflow(
+        ["inference.json", "evaluate.json"], "eval", **TINY, dataset_dir=str(data / "clean"), synthetic_sigma=0.1,
+        sigma_data=0.1, ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path),
+    )
+    assert workflow.check_properties() == []
+    workflow.run()
+    workflow.finalize()
+    metrics = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
+    assert {"psnr", "ssim", "noisy_psnr", "residual_std_ratio"} <= set(metrics)
+    assert 15 < float(metrics["noisy_psnr"]) < 25
+    raw = (tmp_path / "psnr_raw.csv").read_text().splitlines()
+    assert len(raw) == 3 and "ref-0.nii.gz" in raw[1]
+    assert (tmp_path / "ref-0_noisy.nii.gz").is_file() and (tmp_path / "ref-0_denoised.nii.gz").is_file()
+
+
+def test_embedded_default_inference_denoises_the_shipped_scan_from_the_cli(tmp_path):
+    """`python -m monai.bundle run --config_file bundle/configs/inference.json` (output redirected)."""
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundle/configs/inference.json", "--output_dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = nib.load(tmp_path / "S0_10slices_denoised.nii.gz")
+    assert output.shape[:3] == (128, 128, 10)
+    report = json.loads((tmp_path / "S0_10slices_denoised.json").read_text())
+    assert report["checkpoint"].endswith("bundle/models/model.pt")
+    assert report["flips"] == 4
+    # the shipped model removes noise: the residual is a sizeable part of sigma, and little noise is left
+    assert report["no_reference"]["residual_std_ratio"] > 0.5
+    assert report["no_reference"]["remaining_noise_ratio"] < 0.8  # the noisy input scores 1 by definition
