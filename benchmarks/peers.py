@@ -17,7 +17,7 @@ inference rule, so a harness calls ``peer.denoise(...)`` uniformly; C2S itself i
 :func:`gdsm_denoise`. Inference rules (and the level each network is told):
 
 - C2S (:func:`gdsm_denoise`): ``D(y)``, told ``s``;
-- :class:`Noise2SelfLoss`: ``f(y)``, told ``s``;
+- :class:`Noise2SelfLoss`: J-invariant ``f(Pi_J(y))_J`` over all grid phases, told ``s``;
 - :class:`Neighbor2NeighborLoss`: ``f(y)``, told ``s``;
 - :class:`Recorrupted2RecorruptedLoss`: ``1/K sum_k f(y + alpha s z_k)``, told ``s sqrt(1 + alpha^2)``;
 - :class:`Noisier2NoiseLoss`: ``((1 + alpha^2) f(y) - y) / alpha^2``, told ``s sqrt(1 + alpha^2)``;
@@ -141,7 +141,10 @@ class Noise2SelfLoss(nn.Module):
 
     so the network never sees the value it is asked to predict (with spacing >= 2 no hidden
     pixel is a neighbour of another). Told level: ``s`` (visible pixels keep their noise).
-    Inference: ``f(y, s)``, one pass on the unmasked image (the paper's practical rule).
+    Inference: the J-invariant prediction, each pixel taken from ``f(Pi_J(y), s)`` for the grid
+    phase that hides it (``grid_spacing^2`` passes). One pass on the unmasked image (the
+    paper's shortcut) fails with the shared preconditioned network: its skip path
+    ``c_skip ~ 1`` copies the visible noisy centre pixel, which training never showed it.
 
     Args:
         grid_spacing: ``k`` (>= 2); ``1/k^2`` of the pixels are hidden per draw.
@@ -193,8 +196,21 @@ class Noise2SelfLoss(nn.Module):
 
     def denoise(self, network: nn.Module, noisy: torch.Tensor, sigma_data: torch.Tensor | float,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """``f(y, s)``."""
-        return gdsm_denoise(network, noisy, sigma_data)
+        """J-invariant prediction: every pixel from the pass whose grid hides it."""
+        _check_2d(noisy, "Noise2Self")
+        sigma = _sigma_per_sample(sigma_data, noisy)
+        height, width = noisy.shape[-2:]
+        rows = torch.arange(height, device=noisy.device).reshape(height, 1)
+        cols = torch.arange(width, device=noisy.device).reshape(1, width)
+        denoised = torch.zeros_like(noisy[:, :1])
+        with torch.no_grad():
+            for row_phase in range(self.grid_spacing):
+                for col_phase in range(self.grid_spacing):
+                    mask = ((rows - row_phase) % self.grid_spacing == 0) & ((cols - col_phase) % self.grid_spacing == 0)
+                    mask = mask.expand(noisy.shape[0], 1, height, width)
+                    output = _told(network, self.mask_input(noisy, mask), sigma)
+                    denoised = torch.where(mask, output.to(denoised.dtype), denoised)
+        return denoised
 
 
 # ---------------------------------------------------------------------------- Neighbor2Neighbor

@@ -131,8 +131,22 @@ def test_single_pass_methods_denoise_like_c2s(tiny_features, make_phantom):
     with torch.no_grad():
         expected = network(torch.cat([noisy, level_map], dim=1))
     assert torch.equal(gdsm_denoise(network, noisy, SIGMA), expected)
-    for peer in (Noise2SelfLoss(), Neighbor2NeighborLoss(), SupervisedLoss()):
+    for peer in (Neighbor2NeighborLoss(), SupervisedLoss()):
         assert torch.equal(peer.denoise(network, noisy, SIGMA), expected)
+
+
+def test_noise2self_inference_is_j_invariant(tiny_features, make_phantom):
+    """Each output pixel comes from a pass that hid it: changing y at a pixel never changes its own output."""
+    network = tiny_unet(tiny_features).eval()
+    _, noisy = noisy_phantom(make_phantom, 32)
+    loss = Noise2SelfLoss(grid_spacing=4)
+    denoised = loss.denoise(network, noisy, SIGMA)
+    changed = noisy.clone()
+    changed[..., 9, 13] += 5.0
+    denoised_changed = loss.denoise(network, changed, SIGMA)
+    assert torch.equal(denoised[..., 9, 13], denoised_changed[..., 9, 13])
+    assert not torch.equal(denoised, denoised_changed)  # the change does reach other pixels
+    assert not torch.allclose(denoised, gdsm_denoise(network, noisy, SIGMA))
 
 
 # ---------------------------------------------------------------------------- Noise2Self

@@ -1,0 +1,329 @@
+"""The C2S benchmark: quality against peers, a supervised bound and classical denoisers; speed.
+
+    python -m benchmarks.run --quick        # <= 10 min on 2 cores: 6% Gaussian, a few methods
+    python -m benchmarks.run                # full run (resumable: finished runs are kept)
+
+Protocol (issue 4). Clean reference: the MNI152 2009a T1 from nilearn, scaled to [0, 1].
+Training slices: 50 axial slices z = 40..138 step 2; held-out slices: z = 45..135 step 10
+(never trained on). Noise: Gaussian or Rician, std 3/6/10% of the max, seed 0. Every learned
+method trains on the noisy training slices only (the supervised bound also sees the clean
+ones) with the same network, iterations, optimiser and schedule
+(:func:`c2s_monai.engines.create_trainer`), one CPU thread per run, two runs side by side.
+Metrics: PSNR and SSIM (peak 1) inside the head mask ``clean > 0.1`` and on the whole image,
+on every fifth training slice and on the held-out slices. Results go to
+``benchmarks/results/<mode>/`` (one JSON per run, reused on a rerun) and the report to
+``docs/benchmarks.md`` (full) or ``benchmarks/results/quick/report.md`` (quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from ignite.engine import Events
+from skimage.metrics import structural_similarity
+
+from benchmarks import classical
+from benchmarks.methods import LEARNED
+from c2s_monai.data import training_loader
+from c2s_monai.engines import create_trainer
+from c2s_monai.inferers import C2SInferer
+from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.noise import add_noise
+from c2s_monai.sample_data import mni152_t1_slices
+
+TRAIN_SLICES = (40, 140, 2)
+HELD_OUT_SLICES = (45, 140, 10)
+EXAMPLE_SLICE = 4  # the held-out slice shown in the figures (z = 85)
+ESTIMATOR = {"gaussian": "mad", "rician": "background"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    noise_model: str
+    level: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.noise_model}_{round(self.level * 100)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one mode runs: learned runs per condition, classical methods, budget, speed sizes."""
+
+    learned: dict[str, tuple[str, ...]]
+    classical: tuple[str, ...]
+    iterations: int
+    curve_every: int
+    speed_bm3d_slices: int
+
+
+FULL = Plan(
+    learned={
+        "gaussian_6": ("c2s", "c2s_refine", "c2s_no_reparam", "c2s_no_weight", "c2s_no_cond", "c2s_estimated",
+                       "noise2self", "neighbor2neighbor", "r2r", "noisier2noise", "supervised"),
+        "rician_6": ("c2s", "c2s_rician", "c2s_estimated", "noise2self", "r2r", "supervised"),
+        "gaussian_3": ("c2s", "supervised"),
+        "gaussian_10": ("c2s", "supervised"),
+        "rician_3": ("c2s", "supervised"),
+        "rician_10": ("c2s", "supervised"),
+    },
+    classical=("noisy", "nlm", "bm3d"),
+    iterations=600,
+    curve_every=100,
+    speed_bm3d_slices=100,
+)
+QUICK = Plan(
+    learned={"gaussian_6": ("c2s", "noise2self", "supervised")},
+    classical=("noisy", "nlm", "bm3d"),
+    iterations=150,
+    curve_every=50,
+    speed_bm3d_slices=5,
+)
+
+
+def parse_condition(name: str) -> Condition:
+    noise_model, percent = name.split("_")
+    return Condition(noise_model, int(percent) / 100)
+
+
+# ------------------------------------------------------------------------------- data + metrics
+
+
+def make_data(condition: Condition) -> dict[str, np.ndarray]:
+    """Clean and noisy training / held-out slices ``(N, H, W)`` for one condition (seeded)."""
+    data = {}
+    for split, (first, last, step), seed in (("train", TRAIN_SLICES, 0), ("held_out", HELD_OUT_SLICES, 1)):
+        clean = mni152_t1_slices(first, last, step)
+        generator = torch.Generator().manual_seed(seed)
+        noisy = add_noise(torch.from_numpy(clean), condition.level, condition.noise_model, generator).numpy()
+        data[f"{split}_clean"], data[f"{split}_noisy"] = clean, noisy
+    return data
+
+
+def metrics(estimate: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    """PSNR/SSIM (peak 1) inside ``clean > 0.1`` and on the whole image, pooled over slices."""
+    mask = clean > 0.1
+    ssim_maps = np.stack([structural_similarity(c, e, data_range=1.0, full=True)[1] for c, e in zip(clean, estimate)])
+    error = (estimate - clean) ** 2
+    return {
+        "psnr_mask": float(10 * np.log10(1 / error[mask].mean())),
+        "psnr_image": float(10 * np.log10(1 / error.mean())),
+        "ssim_mask": float(ssim_maps[mask].mean()),
+        "ssim_image": float(ssim_maps.mean()),
+    }
+
+
+def evaluate(denoise, data: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Metrics of ``denoise(slices) -> slices`` on every fifth training slice and the held-out slices."""
+    return {
+        "train": metrics(denoise(data["train_noisy"][::5]), data["train_clean"][::5]),
+        "held_out": metrics(denoise(data["held_out_noisy"]), data["held_out_clean"]),
+    }
+
+
+def _write_volume(path: Path, *channels: np.ndarray) -> None:
+    """Slices ``(N, H, W)`` -> NIfTI ``(H, W, N[, C])``."""
+    volume = np.stack([np.moveaxis(c, 0, -1) for c in channels], axis=-1) if len(channels) > 1 else np.moveaxis(channels[0], 0, -1)
+    nib.save(nib.Nifti1Image(volume.astype(np.float32), np.eye(4)), str(path))
+
+
+# ------------------------------------------------------------------------------------ one run
+
+
+def run_learned(condition_name: str, method_name: str, iterations: int, curve_every: int) -> dict:
+    """Train one learned method on one condition (one thread) and evaluate it."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    condition, method = parse_condition(condition_name), LEARNED[method_name]
+    data = make_data(condition)
+    sigma_data = condition.level if method.sigma == "known" else ESTIMATOR[condition.noise_model]
+    with tempfile.TemporaryDirectory() as folder:
+        train_file = Path(folder) / "train.nii.gz"
+        channels = (data["train_noisy"], data["train_clean"]) if method.supervised else (data["train_noisy"],)
+        _write_volume(train_file, *channels)
+        loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0)
+        network = NoiseConditionedUNet()
+        loss = method.make_loss(condition.noise_model)
+        trainer, ema = create_trainer(
+            method.training_network(network), loss, loader, epochs=iterations // curve_every, iterations_per_epoch=curve_every
+        )
+        clock = {"train_seconds": 0.0, "started": 0.0}
+        curve = []
+
+        @trainer.on(Events.ITERATION_STARTED)
+        def _start(_):
+            clock["started"] = time.perf_counter()
+
+        @trainer.on(Events.ITERATION_COMPLETED)
+        def _stop(_):
+            clock["train_seconds"] += time.perf_counter() - clock["started"]
+
+        def denoise(slices: np.ndarray, flips: int = 1) -> np.ndarray:
+            inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10)
+            inference = method.inference_network(loss, method.training_network(ema.ema_model))
+            volume = torch.from_numpy(np.moveaxis(slices, 0, -1))[None, None]
+            return np.moveaxis(inferer(volume, inference)[0, 0].numpy(), -1, 0)
+
+        @trainer.on(Events.EPOCH_COMPLETED)
+        def _curve(engine):
+            psnr = metrics(denoise(data["train_noisy"][::5]), data["train_clean"][::5])["psnr_mask"]
+            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock["train_seconds"], 2), "psnr_mask": psnr})
+
+        trainer.run()
+        result = {
+            "method": method_name,
+            "label": method.label,
+            "condition": condition_name,
+            "iterations": iterations,
+            "train_seconds": round(clock["train_seconds"], 1),
+            "iterations_per_second": round(iterations / clock["train_seconds"], 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "sigma_data": sigma_data,
+            "curve": curve,
+            "metrics": evaluate(denoise, data),
+        }
+        if method_name.startswith("c2s"):
+            result["metrics_flips4"] = evaluate(lambda s: denoise(s, flips=4), data)
+        example = denoise(data["held_out_noisy"][EXAMPLE_SLICE : EXAMPLE_SLICE + 1])[0]
+    return result, example
+
+
+def run_classical(condition_name: str, method_name: str) -> dict:
+    """Evaluate the noisy input, NLM (h tuned on the clean training slices: an oracle) or BM3D."""
+    condition = parse_condition(condition_name)
+    data = make_data(condition)
+    result = {"method": method_name, "condition": condition_name, "sigma_data": condition.level}
+    if method_name == "noisy":
+        result["metrics"] = evaluate(lambda s: s, data)
+        return result, data["held_out_noisy"][EXAMPLE_SLICE]
+    if method_name == "nlm":
+        scores = {
+            h: metrics(classical.nlm(data["train_noisy"][::5], condition.level, h), data["train_clean"][::5])["psnr_mask"]
+            for h in classical.NLM_H_FACTORS
+        }
+        best = max(scores, key=scores.get)
+        result["h_factor"] = best
+        denoise = lambda s: classical.nlm(s, condition.level, best)  # noqa: E731
+    else:
+        denoise = lambda s: classical.bm3d(s, condition.level)  # noqa: E731
+    start = time.perf_counter()
+    result["metrics"] = evaluate(denoise, data)
+    slices = len(data["train_noisy"][::5]) + len(data["held_out_noisy"])
+    result["seconds_per_slice"] = round((time.perf_counter() - start) / slices, 4)
+    return result, denoise(data["held_out_noisy"][EXAMPLE_SLICE : EXAMPLE_SLICE + 1])[0]
+
+
+def _job(kind: str, condition: str, method: str, plan: Plan, path: Path) -> str:
+    run = run_learned(condition, method, plan.iterations, plan.curve_every) if kind == "learned" else run_classical(condition, method)
+    result, example = run
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path.with_suffix(".npy"), example.astype(np.float32))
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result, indent=2))
+    os.replace(temporary, path)
+    return f"{condition}/{method}"
+
+
+# ---------------------------------------------------------------------------------- speed
+
+
+def _seconds(function, repeats: int = 1) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - start) / repeats
+
+
+def run_speed(bm3d_slices: int) -> dict:
+    """Whole-volume inference time on a 256x256x100 volume (2 threads), training iterations/s."""
+    torch.set_num_threads(2)
+    clean = mni152_t1_slices(40, 140, 1)
+    padded = np.zeros((100, 256, 256), dtype=np.float32)
+    padded[:, 30:227, 11:244] = clean
+    noisy = add_noise(torch.from_numpy(padded), 0.06, "gaussian", torch.Generator().manual_seed(0)).numpy()
+    volume = torch.from_numpy(np.moveaxis(noisy, 0, -1))[None, None]
+    network = NoiseConditionedUNet().eval()
+    result: dict = {"volume": "256x256x100", "threads": 2}
+    for flips in (1, 4):
+        for dtype in ("float32", "bfloat16"):
+            inferer = C2SInferer(sigma_data=0.06, flips=flips, slice_batch=10, autocast_dtype=dtype)
+            result[f"c2s_flips{flips}_{dtype}_s"] = round(_seconds(lambda: inferer(volume, network)), 2)
+    result["nlm_s"] = round(_seconds(lambda: classical.nlm(noisy, 0.06)), 2)
+    bm3d_seconds = _seconds(lambda: classical.bm3d(noisy[:bm3d_slices], 0.06))
+    result["bm3d_s"] = round(bm3d_seconds * 100 / bm3d_slices, 2)
+    result["bm3d_slices_timed"] = bm3d_slices
+    loss = LEARNED["c2s"].make_loss("gaussian")
+    batch = torch.from_numpy(noisy[:8, 80:176, 80:176].copy())[:, None]
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
+    network.train()
+    for dtype in ("float32", "bfloat16"):
+        def step():
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+                value = loss(network, batch, 0.06)
+            value.backward()
+            optimizer.step()
+        step()
+        result[f"train_iterations_per_s_{dtype}"] = round(1 / _seconds(step, repeats=10), 2)
+    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="C2S benchmark (see the module docstring).")
+    parser.add_argument("--quick", action="store_true", help="the <= 10 minute subset")
+    parser.add_argument("--workers", type=int, default=2, help="runs side by side, one thread each")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from saved results")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    plan = QUICK if args.quick else FULL
+    folder = args.results / mode
+
+    jobs = []
+    for condition, methods in plan.learned.items():
+        jobs += [("classical", condition, m) for m in plan.classical]
+        jobs += [("learned", condition, m) for m in methods]
+    # the longest first, so two workers finish together
+    jobs.sort(key=lambda job: job[0] != "learned")
+    pending = [(k, c, m) for k, c, m in jobs if not (folder / c / f"{m}.json").is_file()]
+    if not args.report_only and pending:
+        print(f"{len(pending)} of {len(jobs)} runs to do; results in {folder}", flush=True)
+        context = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, max_tasks_per_child=1) as pool:
+            futures = [pool.submit(_job, k, c, m, plan, folder / c / f"{m}.json") for k, c, m in pending]
+            for future in futures:
+                print("done", future.result(), flush=True)
+    speed_path = folder / "speed.json"
+    if not args.report_only and not speed_path.is_file():
+        speed_path.write_text(json.dumps(run_speed(plan.speed_bm3d_slices), indent=2))
+        print("done speed", flush=True)
+
+    from benchmarks.report import write_report
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    target = Path("docs/benchmarks.md") if mode == "full" else folder / "report.md"
+    write_report(folder, plan, target, command, commit or "unknown")
+    print(f"report: {target}")
+
+
+if __name__ == "__main__":
+    main()
