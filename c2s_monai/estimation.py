@@ -12,7 +12,12 @@ Two estimators, both returning sigma in the image's own units, on 2D or 3D array
   ``cutoff * sigma``) unless a mask is given, and the median is corrected for that
   truncation.
 
-:func:`estimate_sigma` dispatches by name and is what ``sigma_data="auto"`` calls.
+:func:`estimate_sigma` dispatches by name. ``"auto"`` (what ``sigma_data="auto"`` calls) uses
+the background estimator when the image looks like a magnitude image with air around the
+object (non-negative, a background level below a tenth of the bright tissue, at least 5% of
+the voxels in it), and the wavelet MAD otherwise. The MAD alone under-estimates magnitude
+images with much air: there the noise is Rayleigh, whose spread is ``0.66 sigma`` (on dipy's
+real ``S0_10slices`` scan: MAD 10.1, background 14.6, dipy's PIESNO 14.0).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from skimage.filters import threshold_otsu
 from skimage.restoration import estimate_sigma as _skimage_estimate_sigma
 
-ESTIMATORS = ("mad", "background")
+ESTIMATORS = ("auto", "mad", "background")
 
 
 def _as_numpy(image) -> np.ndarray:
@@ -103,8 +108,23 @@ def estimate_sigma_background(image, mask=None, cutoff: float = 3.0, iterations:
     return sigma
 
 
-def estimate_sigma(image, method: str = "mad") -> float:
+def has_noise_background(image, min_fraction: float = 0.05) -> bool:
+    """Whether ``image`` is non-negative with a Rayleigh-like air background (see the module docstring)."""
+    array = _as_numpy(image)
+    if array.min() < 0 or np.ptp(array) <= 0:
+        return False
+    try:
+        sigma = estimate_sigma_background(array)
+    except ValueError:
+        return False
+    bright = np.percentile(array, 99)
+    return sigma < 0.1 * bright and np.mean(array < 3.0 * sigma) >= min_fraction
+
+
+def estimate_sigma(image, method: str = "auto") -> float:
     """Estimate the noise std of ``image`` with ``method`` in :data:`ESTIMATORS`."""
+    if method == "auto":
+        method = "background" if has_noise_background(image) else "mad"
     if method == "mad":
         return estimate_sigma_mad(image)
     if method == "background":

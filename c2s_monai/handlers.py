@@ -115,13 +115,6 @@ def _items(output) -> list[dict]:
     return list(output) if isinstance(output, (list, tuple)) else [output]
 
 
-def _sigma_source(engine: Engine) -> str:
-    setting = getattr(getattr(engine.inferer, "scaler", None), "sigma_data", None)
-    if isinstance(setting, str):
-        return f"estimated ({setting})"
-    return "given" if setting is not None else "unknown"
-
-
 def _report_name(item: dict, path_key: str, image_key: str) -> tuple[Path | None, str]:
     """Where the reports of one item go: beside its output, named after it."""
     output = item.get(path_key)
@@ -180,6 +173,7 @@ class DenoisingReportHandler:
         items = _items(engine.state.output)
         seconds = time.perf_counter() - self._start
         sigmas = list(getattr(engine.inferer, "sigma_used", []))
+        sources = list(getattr(engine.inferer, "sigma_source", []))
         for index, item in enumerate(items):
             noisy, denoised = item[self.image_key], item[self.pred_key]
             meta = getattr(noisy, "meta", {})
@@ -196,7 +190,7 @@ class DenoisingReportHandler:
                 "output": _absolute(item.get(self.path_key)),
                 "qa_figure": _absolute(figure),
                 "sigma_data": sigma,
-                "sigma_source": _sigma_source(engine),
+                "sigma_source": sources[index] if index < len(sources) else "unknown",
                 "flips": len(getattr(engine.inferer, "flips", ())) or None,
                 "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
                 "seconds_total": seconds / len(items),

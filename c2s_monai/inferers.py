@@ -15,7 +15,8 @@ the network needs beyond the image:
 4. undo the padding and the scaling: the output is float32 in the input's units, shape
    ``(B, 1, *spatial)``.
 
-The sigma used for each sample (image units) is kept in ``inferer.sigma_used``.
+The sigma used for each sample (image units) is kept in ``inferer.sigma_used``, and where it
+came from (``"given"`` or ``"estimated (<estimator>)"``) in ``inferer.sigma_source``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class C2SInferer(Inferer):
         self.autocast_dtype = torch.bfloat16 if autocast_dtype == "bfloat16" else None
         self.progress = progress
         self.sigma_used: list[float] = []
+        self.sigma_source: list[str] = []
 
     def _denoise_slices(self, network, slices: torch.Tensor, sigma: float) -> torch.Tensor:
         """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma``."""
@@ -104,10 +106,11 @@ class C2SInferer(Inferer):
         scaler = self.scaler if sigma_data is None else ScaleNoisyImage(sigma_data, self.scaler.percentile)
         was_training = network.training
         network.eval()
-        outputs, self.sigma_used = [], []
+        outputs, self.sigma_used, self.sigma_source = [], [], []
         for sample in torch.as_tensor(inputs).float():
             scaled, sigma, scale = scaler(sample)
             self.sigma_used.append(sigma * scale)
+            self.sigma_source.append(scaler.sigma_source)
             volume = scaled if scaled.ndim == 4 else scaled.unsqueeze(-1)
             slices = volume.permute(3, 0, 1, 2)
             starts = range(0, slices.shape[0], self.slice_batch)

@@ -17,7 +17,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-from c2s_monai.estimation import ESTIMATORS, estimate_sigma
+from c2s_monai.estimation import ESTIMATORS, estimate_sigma, has_noise_background
 
 
 def intensity_scale(image, percentile: float = 99.5) -> float:
@@ -34,10 +34,9 @@ def intensity_scale(image, percentile: float = 99.5) -> float:
 def check_sigma_data(sigma_data) -> float | str:
     """Validate a ``sigma_data`` setting: a number > 0 (image units) or ``"auto"``/an estimator name."""
     if isinstance(sigma_data, str):
-        name = "mad" if sigma_data == "auto" else sigma_data
-        if name not in ESTIMATORS:
-            raise ValueError(f"sigma_data must be a number > 0, 'auto' or one of {ESTIMATORS}; got {sigma_data!r}.")
-        return name
+        if sigma_data not in ESTIMATORS:
+            raise ValueError(f"sigma_data must be a number > 0 or one of {ESTIMATORS}; got {sigma_data!r}.")
+        return sigma_data
     try:
         value = float(sigma_data)
     except (TypeError, ValueError):
@@ -50,23 +49,33 @@ def check_sigma_data(sigma_data) -> float | str:
 class ScaleNoisyImage(Transform):
     """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
 
+    After each call, ``sigma_source`` says where the level came from: ``"given"`` or
+    ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the estimator it chose.
+
     Args:
-        sigma_data: noise std in the image's units, or ``"auto"`` (wavelet MAD), ``"mad"``
-            or ``"background"`` to estimate it on the target (channel 0).
+        sigma_data: noise std in the image's units, or ``"auto"``, ``"mad"`` or
+            ``"background"`` to estimate it on the target (channel 0), see
+            :func:`c2s_monai.estimation.estimate_sigma`.
         percentile: percentile of ``|image|`` used as the scale.
     """
 
     def __init__(self, sigma_data: float | str = "auto", percentile: float = 99.5) -> None:
         self.sigma_data = check_sigma_data(sigma_data)
         self.percentile = percentile
+        self.sigma_source = "given"
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         scale = intensity_scale(image[0], self.percentile)
         scaled = image / scale
         if isinstance(self.sigma_data, str):
-            sigma = estimate_sigma(scaled[0], self.sigma_data)
+            method = self.sigma_data
+            if method == "auto":
+                method = "background" if has_noise_background(scaled[0]) else "mad"
+            sigma = estimate_sigma(scaled[0], method)
+            self.sigma_source = f"estimated ({method})"
         else:
             sigma = self.sigma_data / scale
+            self.sigma_source = "given"
         return scaled, float(sigma), scale
 
 

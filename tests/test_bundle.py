@@ -251,7 +251,7 @@ def test_inference_on_nifti_keeps_header_writes_reports_and_spares_inputs(data, 
         report = json.loads((tmp_path / f"sub-{index}_T1w_denoised.json").read_text())
         assert report["input"] == str((data / "noisy" / f"sub-{index}_T1w.nii.gz").resolve())
         assert report["output"] == str((tmp_path / f"sub-{index}_T1w_denoised.nii.gz").resolve())
-        assert report["sigma_source"] == "estimated (mad)"
+        assert report["sigma_source"] == "estimated (mad)"  # Gaussian noise, negative values: auto picks the MAD
         assert 10 < report["sigma_data"] < 80  # 0.05 * 800 = 40 in image units
         assert report["seconds_total"] > 0 and report["shape"] == [40, 36, 3]
         assert set(report["no_reference"]) == {"residual_std_ratio", "residual_correlation", "remaining_noise_ratio"}

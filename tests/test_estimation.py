@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad
+from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad, has_noise_background
 from c2s_monai.noise import add_noise
 from c2s_monai.sample_data import mni152_t1_slices
 
@@ -140,7 +140,28 @@ def test_wrong_dimensionality_raises(shape, rng):
         estimate_sigma_mad(rng.random(shape))
 
 
-@pytest.mark.parametrize("method", ["wavelet", "auto", "", "MAD"])
+@pytest.mark.parametrize("method", ["wavelet", "", "MAD"])
 def test_unknown_method_raises(method, rng):
     with pytest.raises(ValueError, match="estimator"):
         estimate_sigma(rng.random((32, 32)), method)
+
+
+def test_auto_uses_the_background_for_magnitude_images_with_air():
+    """Rician data with air: the MAD under-estimates (Rayleigh spread), ``auto`` picks the background."""
+    generator = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 96), torch.linspace(-1, 1, 96), indexing="ij")
+    clean = torch.where(xx**2 + yy**2 < 0.4, 0.6 + 0.2 * xx, torch.zeros_like(xx))
+    noisy = add_noise(clean.expand(8, 96, 96).permute(1, 2, 0).contiguous(), 0.05, "rician", generator)
+    assert has_noise_background(noisy)
+    assert estimate_sigma(noisy, "auto") == pytest.approx(0.05, rel=0.1)
+    assert estimate_sigma(noisy, "auto") == estimate_sigma_background(noisy)
+
+
+def test_auto_falls_back_to_mad_without_background():
+    generator = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    gaussian = 0.5 + 0.2 * torch.cos(2 * xx) + 0.05 * torch.randn(64, 64, generator=generator) - 0.45
+    bright = 500.0 + 200.0 * torch.cos(2 * xx) * torch.sin(2 * yy) + 20.0 * torch.randn(64, 64, generator=generator)
+    for image in (gaussian, bright):  # negative values; no dark background
+        assert not has_noise_background(image)
+        assert estimate_sigma(image, "auto") == estimate_sigma_mad(image)

@@ -173,3 +173,15 @@ def test_bfloat16_inference_close_to_float32(tiny_network):
     half = C2SInferer(sigma_data=2.0, flips=1, autocast_dtype="bfloat16")(inputs, tiny_network)
     assert half.dtype == torch.float32 and half.shape == full.shape
     assert float((half - full).abs().max()) < 0.02 * float(inputs.max())
+
+
+def test_sigma_source_records_the_estimator_auto_chose():
+    generator = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    clean = torch.where(xx**2 + yy**2 < 0.4, torch.full_like(xx, 0.7), torch.zeros_like(xx))
+    magnitude = torch.sqrt((clean + 0.05 * torch.randn(clean.shape, generator=generator)) ** 2 + (0.05 * torch.randn(clean.shape, generator=generator)) ** 2)
+    inferer = C2SInferer(sigma_data="auto", flips=1)
+    inferer(torch.stack([magnitude, clean + 0.05 * torch.randn(clean.shape, generator=generator)])[:, None], Identity())
+    assert inferer.sigma_source == ["estimated (background)", "estimated (mad)"]
+    inferer(magnitude[None, None], Identity(), sigma_data=2.0)
+    assert inferer.sigma_source == ["given"]
