@@ -5,7 +5,7 @@
   output paths, the noise level used in image units and where it came from, timings, shape,
   no-reference checks).
 - :class:`WarmupEMAHandler`: ignite's ``EMAHandler`` with the recipe's EMA warm-up
-  (:class:`c2s_monai.engines.EMAWarmup`), attachable with ``attach(engine)`` alone.
+  (:class:`EMAWarmup`), attachable with ``attach(engine)`` alone.
 - :class:`ResumeFromCheckpoint`: MONAI's ``CheckpointLoader`` that keeps the current run's
   learning-rate schedule length, so a resumed run may also be a longer one.
 - :class:`LossProgressBar`: ignite's ``ProgressBar`` showing the training loss, attachable as a
@@ -22,6 +22,7 @@ evaluator's inferer (:attr:`c2s_monai.inferers.C2SInferer.sigma_used`).
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 from pathlib import Path
@@ -35,7 +36,6 @@ from monai.config import PathLike
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader
 
-from c2s_monai.engines import EMAWarmup, latest_checkpoint
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
 from c2s_monai.writers import parse_flag
 
@@ -43,8 +43,10 @@ __all__ = [
     "DenoisingReportHandler",
     "LossProgressBar",
     "NoReferenceReportHandler",
+    "EMAWarmup",
     "ResumeFromCheckpoint",
     "WarmupEMAHandler",
+    "latest_checkpoint",
     "qa_figure",
 ]
 
@@ -269,8 +271,25 @@ class LossProgressBar(ProgressBar):
         super().attach(engine, metric_names, output_transform or _loss_of, *args, **kwargs)
 
 
+class EMAWarmup:
+    """EMA momentum ``max(momentum, 9 / (10 + n))`` at iteration ``n``.
+
+    The decay ``min(1 - momentum, (1 + n) / (10 + n))`` of common EMA-with-warm-up practice:
+    early on the average follows the fast-moving weights instead of lagging thousands of
+    steps behind them (``shared/recipe-notes.md``).
+    """
+
+    def __init__(self, momentum: float) -> None:
+        if not 0 < momentum <= 1:
+            raise ValueError(f"ema momentum must be in (0, 1], got {momentum!r}.")
+        self.momentum = momentum
+
+    def __call__(self, iteration: int) -> float:
+        return max(self.momentum, 9.0 / (10.0 + iteration))
+
+
 class WarmupEMAHandler(EMAHandler):
-    """ignite ``EMAHandler`` whose momentum follows :class:`c2s_monai.engines.EMAWarmup` (``max(momentum, 9 / (10 + n))``).
+    """ignite ``EMAHandler`` whose momentum follows :class:`EMAWarmup` (``max(momentum, 9 / (10 + n))``).
 
     ``attach(engine)`` attaches the momentum schedule first, so each iteration's EMA update uses
     that iteration's momentum, then the EMA update itself.
@@ -317,3 +336,10 @@ class ResumeFromCheckpoint(CheckpointLoader):
         super().__call__(engine)
         for key, value in kept.items():
             setattr(self.lr_scheduler, key, value)
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The newest ``*.pt`` in ``checkpoint_dir`` (by modification time), or ``None``."""
+    folder = Path(checkpoint_dir)
+    candidates = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return candidates[-1] if candidates else None

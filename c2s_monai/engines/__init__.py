@@ -1,3 +1,3 @@
-from c2s_monai.engines.trainer import EMAWarmup, GDSMIteration, create_trainer, latest_checkpoint
+from c2s_monai.engines.trainer import GDSMIteration, create_trainer
 
-__all__ = ["EMAWarmup", "GDSMIteration", "create_trainer", "latest_checkpoint"]
+__all__ = ["GDSMIteration", "create_trainer"]

@@ -8,18 +8,16 @@ else (EMA, checkpoints, LR schedule, logging) is an ignite/MONAI handler.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 from ignite.engine import Events
-from ignite.handlers import Checkpoint, DiskSaver, EMAHandler, ProgressBar
-from ignite.handlers.state_param_scheduler import LambdaStateScheduler
+from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
-from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler
+from monai.handlers import LrScheduleHandler, StatsHandler
 from monai.optimizers import WarmupCosineSchedule
 from monai.utils.enums import CommonKeys
+
+from c2s_monai.handlers import ResumeFromCheckpoint, WarmupEMAHandler
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -64,23 +62,6 @@ class GDSMIteration:
         return output
 
 
-class EMAWarmup:
-    """EMA momentum ``max(momentum, 9 / (10 + n))`` at iteration ``n``.
-
-    The decay ``min(1 - momentum, (1 + n) / (10 + n))`` of common EMA-with-warm-up practice:
-    early on the average follows the fast-moving weights instead of lagging thousands of
-    steps behind them (``shared/recipe-notes.md``).
-    """
-
-    def __init__(self, momentum: float) -> None:
-        if not 0 < momentum <= 1:
-            raise ValueError(f"ema momentum must be in (0, 1], got {momentum!r}.")
-        self.momentum = momentum
-
-    def __call__(self, iteration: int) -> float:
-        return max(self.momentum, 9.0 / (10.0 + iteration))
-
-
 def create_trainer(
     network: torch.nn.Module,
     loss_function: torch.nn.Module,
@@ -95,12 +76,12 @@ def create_trainer(
     checkpoint_dir: str | None = None,
     train_handlers: list | None = None,
     progress: bool = False,
-) -> tuple[SupervisedTrainer, EMAHandler]:
+) -> tuple[SupervisedTrainer, WarmupEMAHandler]:
     """A ``SupervisedTrainer`` running :class:`GDSMIteration` with the C2S recipe's handlers.
 
     Adam, ``warmup_iterations`` of linear warm-up (at most a fifth of the run) then cosine
     decay to zero (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
-    (ignite ``EMAHandler`` with :class:`EMAWarmup`), and, with ``checkpoint_dir``, a full
+    (:class:`c2s_monai.handlers.WarmupEMAHandler`), and, with ``checkpoint_dir``, a full
     checkpoint each epoch (network, EMA, optimiser, scheduler, trainer) written atomically,
     from which the run resumes when one is there. Returns ``(trainer, ema)``; the EMA
     weights are ``ema.ema_model``.
@@ -123,10 +104,8 @@ def create_trainer(
         amp=False,
         decollate=False,
     )
-    ema = EMAHandler(network, momentum=ema_momentum)
-    # the warm-up schedule must set the momentum before the EMA update of the same event
-    LambdaStateScheduler(EMAWarmup(ema_momentum), param_name="ema_momentum").attach(trainer, Events.ITERATION_COMPLETED)
-    ema.attach(trainer, name="ema_momentum", warn_if_exists=False, event=Events.ITERATION_COMPLETED)
+    ema = WarmupEMAHandler(network, momentum=ema_momentum)
+    ema.attach(trainer)
     if checkpoint_dir is not None:
         save_dict = {"network": network, "ema_network": ema.ema_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
         # ignite's DiskSaver(atomic=True) writes a temporary file then renames it: a killed run
@@ -134,23 +113,7 @@ def create_trainer(
         saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
         checkpoint = Checkpoint(save_dict, saver, n_saved=1, global_step_transform=lambda engine, _: engine.state.epoch)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
-        resume_from = latest_checkpoint(checkpoint_dir)
-        if resume_from is not None:
-            CheckpointLoader(str(resume_from), save_dict, map_location=device).attach(trainer)
-
-            @trainer.on(Events.STARTED)
-            def _follow_the_new_schedule(_) -> None:
-                # the loaded scheduler state holds the earlier run's length; keep its position only
-                scheduler.t_total = total
-                scheduler.warmup_steps = warmup
-
+        ResumeFromCheckpoint(checkpoint_dir, save_dict, lr_scheduler=scheduler, map_location=device).attach(trainer)
     if progress:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
     return trainer, ema
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
-    """The newest ``*.pt`` in ``checkpoint_dir`` (by modification time), or ``None``."""
-    folder = Path(checkpoint_dir)
-    candidates = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return candidates[-1] if candidates else None
