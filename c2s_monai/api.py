@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from monai.utils import set_determinism
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
-from c2s_monai.io import check_output_path, default_output_path, load_volume, save_like
+from c2s_monai.io import atomic_write, check_output_path, default_output_path, load_volume, save_like
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
 
@@ -34,17 +33,6 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "model_config.json"
 DEFAULT_FEATURES = (32, 32, 64, 128, 256, 32)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=".tmp_", suffix=".pt", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def train(
@@ -100,7 +88,7 @@ def train(
     trainer.run()
 
     model_path = output_dir / MODEL_FILE
-    _atomic_torch_save(ema.ema_model.state_dict(), model_path)
+    atomic_write(model_path, lambda temporary: torch.save(ema.ema_model.state_dict(), temporary))
     settings = {
         "network": network_args,
         "training": {

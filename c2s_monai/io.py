@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -80,14 +81,24 @@ def save_like(volume: torch.Tensor | np.ndarray, reference_path: str | os.PathLi
     header.set_data_dtype(np.float32)
     header["scl_slope"], header["scl_inter"] = 1.0, 0.0
     image = nib.Nifti1Image(data, reference.affine, header)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(output_path.suffixes[-2:]) if output_path.name.endswith(".nii.gz") else output_path.suffix
-    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".tmp_", dir=output_path.parent)
+    return atomic_write(output_path, lambda temporary: nib.save(image, temporary))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(temporary)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file appears complete or not at all, even if the process is killed; the temporary
+    keeps ``path``'s suffixes (``.nii.gz``, ``.pt``) so writers that look at them still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".tmp_", dir=path.parent)
     os.close(handle)
     try:
-        nib.save(image, temporary)
-        os.replace(temporary, output_path)
+        write(temporary)
+        os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    return output_path
+    return path

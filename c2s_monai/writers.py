@@ -16,8 +16,6 @@ find it.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from monai.config import KeysCollection, PathLike
 from monai.transforms import MapTransform
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from c2s_monai.io import check_output_path, save_like
+from c2s_monai.io import atomic_write, check_output_path, save_like
 from c2s_monai.readers import NIFTI_SUFFIXES, input_kind, read_dicom_series
 
 __all__ = ["SaveDenoisedd", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
@@ -85,16 +83,7 @@ def save_nifti(volume, affine: np.ndarray, output_path: PathLike) -> Path:
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(image.affine, code=1)
     image.set_sform(image.affine, code=1)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".nii.gz", prefix=".tmp_", dir=output_path.parent)
-    os.close(handle)
-    try:
-        nib.save(image, temporary)
-        os.replace(temporary, output_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return output_path
+    return atomic_write(output_path, lambda temporary: nib.save(image, temporary))
 
 
 def _stored_values(slice_values: np.ndarray, ds: pydicom.Dataset, source: Path) -> np.ndarray:
@@ -178,11 +167,7 @@ def write_dicom_series(
         ds.file_meta.MediaStorageSOPInstanceUID = sop
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         target = output_folder / f"IM_{index + 1:04d}.dcm"
-        if int(pydicom.__version__.split(".")[0]) >= 3:
-            ds.save_as(target, enforce_file_format=True)
-        else:  # pragma: no cover - pydicom 2.x
-            ds.is_little_endian, ds.is_implicit_VR = True, False
-            ds.save_as(target, write_like_original=False)
+        ds.save_as(target, enforce_file_format=True)
         written.append(target)
     return written
 
