@@ -1,0 +1,58 @@
+"""The benchmark's metrics and report builder, on synthetic results (no training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.report import END, START, write_report
+from benchmarks.run import QUICK, metrics
+
+
+def test_metrics_of_a_known_error():
+    clean = np.zeros((2, 32, 32), dtype=np.float32)
+    clean[:, 8:24, 8:24] = 0.8
+    result = metrics(clean + 0.1, clean)
+    assert result["psnr_mask"] == pytest.approx(20.0, abs=1e-4)
+    assert result["psnr_image"] == pytest.approx(20.0, abs=1e-4)
+    assert result["ssim_image"] < 1.0
+    assert metrics(clean, clean)["ssim_mask"] == pytest.approx(1.0)
+
+
+def _run(folder, condition, method, psnr, **extra):
+    scores = {"psnr_mask": psnr, "psnr_image": psnr + 3, "ssim_mask": 0.9, "ssim_image": 0.8}
+    result = {"method": method, "condition": condition, "metrics": {"train": scores, "held_out": scores}, **extra}
+    (folder / condition).mkdir(parents=True, exist_ok=True)
+    (folder / condition / f"{method}.json").write_text(json.dumps(result))
+
+
+def test_report_tables_and_targets(tmp_path):
+    folder = tmp_path / "quick"
+    curve = [{"iteration": 50, "train_seconds": 10.0, "psnr_mask": 30.0}, {"iteration": 100, "train_seconds": 20.0, "psnr_mask": 32.0}]
+    _run(folder, "gaussian_6", "noisy", 24.4)
+    _run(folder, "gaussian_6", "nlm", 31.0, h_factor=0.8)
+    _run(folder, "gaussian_6", "bm3d", 32.7)
+    _run(folder, "gaussian_6", "c2s", 34.5, curve=curve, train_seconds=20.0, metrics_flips4={"held_out": {"psnr_mask": 34.8}})
+    _run(folder, "gaussian_6", "noise2self", 29.0, curve=curve, train_seconds=20.0)
+    _run(folder, "gaussian_6", "supervised", 34.8, curve=curve, train_seconds=20.0)
+    (folder / "speed.json").write_text(json.dumps({
+        "c2s_flips1_float32_s": 8.0, "c2s_flips1_bfloat16_s": 6.0, "c2s_flips4_float32_s": 32.0, "c2s_flips4_bfloat16_s": 24.0,
+        "nlm_s": 5.0, "bm3d_s": 200.0, "bm3d_slices_timed": 5, "train_iterations_per_s_float32": 3.5,
+        "train_iterations_per_s_bfloat16": 5.7, "peak_rss_mib": 1500.0,
+    }))
+    target = folder / "report.md"
+    target.write_text("# Benchmarks\n\nhand-written text\n")
+    write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "abc1234")
+    text = target.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written text") and START in text and END in text
+    assert "| C2S >= best self-supervised peer + 0.5 dB (6% Gaussian, held-out) | +5.50 dB vs Noise2Self | yes |" in text
+    assert "| C2S >= BM3D + 1.5 dB | +1.80 dB (+2.10 with 4 flips) | yes |" in text
+    assert "| C2S within 0.5 dB of the supervised bound | 0.30 dB below | yes |" in text
+    assert "| >= 5x faster than BM3D | 25.0x | yes |" in text
+    assert "after 20 s of one-thread training" in text  # first curve point above NLM's 31.0 dB
+    assert (folder / "figures" / "benchmark_curves.png").is_file()
+    write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "def5678")  # regenerated in place
+    text = target.read_text()
+    assert text.count(START) == 1 and "def5678" in text and "abc1234" not in text
