@@ -6,6 +6,7 @@
   scan (128x128x10, 2 mm) with real Rician noise: the default noisy scan of the demo.
 - :func:`noisy_mni152_slices`: axial slices of the MNI T1 scaled to [0, 1] with simulated
   noise of a known std, for tests and benchmarks.
+- :func:`write_pretraining_set`: the noisy volumes the shipped checkpoint is trained on.
 """
 
 from __future__ import annotations
@@ -58,3 +59,27 @@ def noisy_mni152_slices(
     generator = torch.Generator().manual_seed(seed)
     noisy = add_noise(torch.from_numpy(clean), sigma, noise_model, generator).numpy()
     return clean, noisy
+
+
+def write_pretraining_set(folder: str | Path, levels: tuple[float, ...] = (0.03, 0.06, 0.1), seed: int = 0) -> list[Path]:
+    """Write the public training set of the shipped checkpoint into ``folder``; return the files.
+
+    Noisy data only, as C2S needs: the MNI T1 (axial slices z = 30..158, step 2, scaled to
+    [0, 1]) with Gaussian and with Rician noise at each of ``levels`` (fractions of the max,
+    one seed per volume), and a copy of dipy's real noisy ``S0_10slices`` scan.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = nib.load(str(mni152_t1_path()))
+    affine = reference.affine.copy()
+    affine[:3, 3] += affine[:3, 2] * 30  # the first kept slice is z = 30
+    affine[:3, 2] *= 2
+    written = []
+    for index, (noise_model, level) in enumerate((m, s) for m in ("gaussian", "rician") for s in levels):
+        _, noisy = noisy_mni152_slices(level, noise_model, seed=seed + index, first=30, last=160, step=2)
+        path = folder / f"mni152_t1_{noise_model}_{round(level * 100)}pct.nii.gz"
+        nib.save(nib.Nifti1Image(np.moveaxis(noisy, 0, -1).astype(np.float32), affine), str(path))
+        written.append(path)
+    scan = folder / dipy_s0_path().name
+    scan.write_bytes(dipy_s0_path().read_bytes())
+    return written + [scan]
