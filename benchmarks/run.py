@@ -73,13 +73,13 @@ class Plan:
 
 FULL = Plan(
     learned={
-        "gaussian_6": ("c2s", "c2s_refine", "c2s_no_reparam", "c2s_no_weight", "c2s_no_cond", "c2s_estimated",
-                       "noise2self", "neighbor2neighbor", "r2r", "noisier2noise", "supervised"),
-        "rician_6": ("c2s", "c2s_rician", "c2s_estimated", "noise2self", "r2r", "supervised"),
-        "gaussian_3": ("c2s", "supervised"),
-        "gaussian_10": ("c2s", "supervised"),
-        "rician_3": ("c2s", "supervised"),
-        "rician_10": ("c2s", "supervised"),
+        "gaussian_6": ("c2s", "supervised", "noise2self", "neighbor2neighbor", "r2r", "noisier2noise",
+                       "c2s_refine", "c2s_no_reparam", "c2s_no_weight", "c2s_no_cond", "c2s_estimated"),
+        "rician_6": ("c2s", "c2s_rician", "supervised"),
+        "gaussian_3": ("c2s",),
+        "gaussian_10": ("c2s",),
+        "rician_3": ("c2s",),
+        "rician_10": ("c2s",),
     },
     classical=("noisy", "nlm", "bm3d"),
     iterations=600,
@@ -297,12 +297,11 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     folder = args.results / mode
 
+    # condition by condition, classical methods first: an interrupted run still holds whole tables
     jobs = []
     for condition, methods in plan.learned.items():
         jobs += [("classical", condition, m) for m in plan.classical]
         jobs += [("learned", condition, m) for m in methods]
-    # the longest first, so two workers finish together
-    jobs.sort(key=lambda job: job[0] != "learned")
     pending = [(k, c, m) for k, c, m in jobs if not (folder / c / f"{m}.json").is_file()]
     if not args.report_only and pending:
         print(f"{len(pending)} of {len(jobs)} runs to do; results in {folder}", flush=True)
