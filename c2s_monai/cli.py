@@ -1,22 +1,35 @@
-"""Command line: ``c2s-monai demo|train|denoise|estimate-sigma`` (``python -m c2s_monai ...``).
+"""Command line: ``c2s-monai demo|train|denoise|estimate-sigma|export-onnx`` (``python -m c2s_monai ...``).
 
     c2s-monai demo --output_dir runs/demo
 
     c2s-monai train scans/*.nii.gz --output_dir runs/t1 --epochs 20
-    c2s-monai denoise scan.nii.gz --model runs/t1/model.pt
+    c2s-monai denoise scans/ new_scan.nii.gz --model runs/t1/model.pt --output_dir denoised/
+    c2s-monai denoise dwi.nii.gz --model runs/t1/model.pt --each_volume true
     c2s-monai estimate-sigma scan.nii.gz --method background
+    c2s-monai export-onnx runs/t1/model.pt --output runs/t1/model.onnx
+
+``denoise`` goes on past a bad input, writes a JSON summary of every input at the end and
+exits with status 1 if any failed. A bad input, model or setting ends any command with one
+``error: ...`` line (exit status 1) instead of a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 
 import fire
 
-from c2s_monai.api import denoise, train
+from c2s_monai.api import denoise, denoise_files, load_network, train
+from c2s_monai.batch import BatchFailedError
+from c2s_monai.errors import InputError, root_cause
 from c2s_monai.estimation import estimate_sigma
+from c2s_monai.export import ONNX_OPSET, export_onnx
 from c2s_monai.io import default_output_path, load_volume
 from c2s_monai.sample_data import dipy_s0_path
+
+SUMMARY_FILE = "c2s-monai-denoise-summary.json"
 
 
 def _train(*files: str, output_dir: str = "runs/c2s", **options):
@@ -24,14 +37,29 @@ def _train(*files: str, output_dir: str = "runs/c2s", **options):
     return str(train(list(files), output_dir, **options))
 
 
-def _denoise(*files: str, model: str, output_dir: str | None = None, **options):
-    """Denoise each file with the weights ``model``; writes ``<name>_denoised.nii.gz``."""
-    return [str(denoise(f, model, default_output_path(f, output_dir), **options)) for f in files]
+def _denoise(*inputs: str, model: str, output_dir: str | None = None, summary: str | None = None, **options):
+    """Denoise each input (files or folders) with the weights ``model``; writes ``<name>_denoised.nii.gz``.
+
+    The summary goes to ``summary`` (default ``<output_dir>/summary.json``, or
+    ``./c2s-monai-denoise-summary.json`` without an output_dir).
+    """
+    if not inputs:
+        raise InputError("no input was given: c2s-monai denoise FILE_OR_FOLDER ... --model MODEL.")
+    summary = summary or (str(Path(output_dir) / "summary.json") if output_dir else SUMMARY_FILE)
+    result = denoise_files(list(inputs), model, output_dir=output_dir, summary_file=summary, **options)
+    result.check()
+    return [r["output"] for r in result.as_dict()["results"]]
 
 
 def _estimate_sigma(file: str, method: str = "mad") -> float:
     """Print the noise std of ``file`` in its own units (``mad`` or ``background``)."""
     return estimate_sigma(load_volume(file)[0], method)
+
+
+def _export_onnx(model: str, output: str | None = None, opset: int = ONNX_OPSET) -> str:
+    """Export the weights ``model`` (network from its ``model_config.json``, if any) to ONNX (default ``<model>.onnx``)."""
+    target = output if output is not None else str(Path(model).with_suffix(".onnx"))
+    return str(export_onnx(load_network(model), target, opset))
 
 
 def _demo(output_dir: str = "runs/demo", epochs: int = 3, **options):
@@ -44,7 +72,13 @@ def _demo(output_dir: str = "runs/demo", epochs: int = 3, **options):
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    fire.Fire({"demo": _demo, "train": _train, "denoise": _denoise, "estimate-sigma": _estimate_sigma})
+    try:
+        fire.Fire({"demo": _demo, "train": _train, "denoise": _denoise, "estimate-sigma": _estimate_sigma, "export-onnx": _export_onnx})
+    except Exception as error:
+        cause = root_cause(error)
+        if isinstance(cause, (InputError, FileNotFoundError, BatchFailedError)):
+            sys.exit(f"error: {cause}")
+        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""Deployment exports of the noise-conditioned network ``D(x, s)``: ONNX, and an ONNX Runtime network.
+
+The exported graph is the network alone, as for TorchScript (``python -m monai.bundle
+ckpt_export``): it takes **one** float32 tensor ``(B, C + 1, H, W)`` (for a 2D network;
+``(B, C + 1, H, W, D)`` for 3D), the image channels in network units followed by the
+noise-level map, and returns ``(B, 1, H, W)``. Every spatial size must be a multiple of 16
+(``BasicUNet`` pools four times); scaling the image, choosing ``sigma_data``, padding and
+slicing are the inferer's job (:class:`c2s_monai.C2SInferer`), which runs an exported model
+through :class:`OnnxNetwork` exactly as it runs the eager one.
+
+ONNX: opset :data:`ONNX_OPSET` (18) with PyTorch's ``torch.export``-based exporter
+(``torch.onnx.export(..., dynamo=True)``, the default since PyTorch 2.9; it needs
+``onnxscript``), batch and spatial axes dynamic, weights stored inside the one ``.onnx`` file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.export import Dim
+
+from c2s_monai.io import atomic_write
+
+__all__ = ["ONNX_OPSET", "OnnxNetwork", "export_onnx"]
+
+ONNX_OPSET = 18
+SPATIAL_MULTIPLE = 16
+INPUT_NAME = "image"
+OUTPUT_NAME = "pred"
+SPATIAL_AXIS_NAMES = ("height", "width", "depth")
+
+
+def _network_channels(network: torch.nn.Module) -> tuple[int, int]:
+    """Input channels (image channels + the level map) and spatial dims of a ``NoiseConditionedUNet``."""
+    image_channels = getattr(network, "in_channels", None)
+    backbone = getattr(network, "backbone", None)
+    conv = getattr(getattr(getattr(backbone, "conv_0", None), "conv_0", None), "conv", None)
+    if image_channels is None or conv is None:
+        raise TypeError(f"export_onnx needs a c2s_monai.NoiseConditionedUNet, got {type(network).__name__}.")
+    return int(image_channels) + 1, conv.weight.ndim - 2
+
+
+def export_onnx(network: torch.nn.Module, path: str | os.PathLike, opset: int = ONNX_OPSET, example_size: int = 64) -> Path:
+    """Export ``network`` (a :class:`~c2s_monai.NoiseConditionedUNet`) to the ONNX file ``path``.
+
+    Args:
+        network: the network; it is exported in eval mode on the CPU (a copy is not made:
+            its mode and device are restored afterwards).
+        path: output ``.onnx`` file, written atomically.
+        opset: ONNX opset version (18 or later: the exporter's own opset).
+        example_size: side of the example input traced by ``torch.export`` (a multiple of 16;
+            the exported axes stay dynamic).
+
+    Returns:
+        ``path``. The graph's input is named ``"image"``, its output ``"pred"``; the batch and
+        spatial axes are named ``batch``, ``height``, ``width`` (``depth`` for 3D).
+    """
+    if opset < ONNX_OPSET:
+        raise ValueError(f"opset must be >= {ONNX_OPSET} (the torch.export-based exporter's opset), got {opset}.")
+    if example_size < 2 * SPATIAL_MULTIPLE or example_size % SPATIAL_MULTIPLE:
+        raise ValueError(f"example_size must be a multiple of {SPATIAL_MULTIPLE} and at least {2 * SPATIAL_MULTIPLE}, got {example_size}.")
+    missing = [module for module in ("onnx", "onnxscript") if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ModuleNotFoundError(f"export_onnx needs {' and '.join(missing)}: pip install 'c2s-monai[export]' (or onnx onnxscript).")
+    channels, spatial_dims = _network_channels(network)
+    # batch 2 and distinct spatial sizes: torch.export specialises axes of size 1 or equal sizes
+    sizes = [example_size + SPATIAL_MULTIPLE * index for index in range(spatial_dims)]
+    example = torch.rand(2, channels, *sizes)
+    example[:, -1:] = 0.05
+    axes = {0: Dim("batch"), **{2 + index: Dim(SPATIAL_AXIS_NAMES[index]) for index in range(spatial_dims)}}
+    was_training, device = network.training, next(network.parameters()).device
+    network.eval().cpu()
+    try:
+        program = torch.onnx.export(
+            network,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_shapes=(axes,),
+            dynamo=True,
+            verbose=False,
+        )
+    finally:
+        network.train(was_training).to(device)
+    return atomic_write(Path(path), lambda temporary: program.save(temporary, external_data=False))
+
+
+class OnnxNetwork(torch.nn.Module):
+    """An exported ``.onnx`` network run by ONNX Runtime on the CPU, called like the torch network.
+
+    ``OnnxNetwork("model.onnx")(x)`` takes and returns torch tensors, so
+    ``C2SInferer(...)(volume, OnnxNetwork("model.onnx"))`` and
+    ``c2s_monai.denoise("scan.nii.gz", OnnxNetwork("model.onnx"))`` work without torch weights.
+
+    Args:
+        path: the ``.onnx`` file from :func:`export_onnx`.
+        threads: ONNX Runtime intra-op threads (0: its default, one per core).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
+        super().__init__()
+        import onnxruntime
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such ONNX file; export one with c2s_monai.export.export_onnx.")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        (outputs,) = self.session.run(None, {self.input_name: inputs})
+        return torch.from_numpy(outputs).to(x.device)

@@ -1,0 +1,200 @@
+"""A MONAI Label infer task that serves the C2S bundle and returns the denoised image.
+
+MONAI Label's own ``monailabel.tasks.infer.bundle.BundleInferTask`` cannot be imported here:
+it imports ``monailabel.transform.post``, which imports ``torchvision``, and no torchvision
+build matches the CPU torch of this project (docs/monai-label.md). :class:`BundleDenoiseTask`
+is built on ``BasicInferTask`` (which does not import torchvision) and reads the bundle the
+way ``BundleInferTask`` does:
+
+- ``configs/inference.json`` with ``monai.bundle.ConfigParser``, ``bundle_root`` set to the
+  bundle folder; its ``network_def`` (the network, weights from ``ckpt_path``, by default
+  ``models/model.pt``), ``preprocessing`` (the loading transforms), ``inferer``
+  (:class:`c2s_monai.C2SInferer`) and ``postprocessing``;
+- ``configs/metadata.json``: the first input and output keys of ``network_data_format``
+  (``image``, ``pred``), ``description`` and ``version``.
+
+It differs where a denoiser is not a segmenter: the task type is ``"others"`` with no labels,
+and the result is the bundle's own ``postprocessing`` output (``SaveDenoisedd``: float32
+NIfTI in the input's units, with the input's affine and header), written to a temporary
+folder per request and handed to MONAI Label as the result file, never an integer label map.
+The JSON result carries the noise level used (``sigma_data``, image units) and its source.
+
+Per-request options (MONAI Label ``params``): ``sigma_data`` (a number in the image's units,
+or ``"auto"``, ``"mad"``, ``"background"``) and ``flips`` (1, 2 or 4); their defaults are the
+bundle's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser
+from monai.transforms import Compose
+from monailabel.interfaces.tasks.infer_v2 import InferType
+from monailabel.tasks.infer.basic_infer import BasicInferTask
+
+from c2s_monai.estimation import ESTIMATORS
+from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer
+
+__all__ = ["BundleDenoiseTask", "anchor_macro_paths"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = Path("configs") / "inference.json"
+METADATA_FILE = Path("configs") / "metadata.json"
+REQUEST_OPTIONS = ("sigma_data", "flips")
+OUTPUT_DIR_KEY = "c2s_output_dir"
+INFERER_KEY = "c2s_inferer"
+
+
+def anchor_macro_paths(config: Any, root: Path) -> Any:
+    """Make the file paths of MONAI ``%file#id`` macros in ``config`` absolute, relative to ``root``.
+
+    The bundle's configs import ``%bundle/configs/common.json#key``, a path relative to the
+    folder that holds ``bundle/`` (the repository root), which MONAI resolves against the
+    working directory; a server is not started there.
+    """
+    if isinstance(config, Mapping):
+        return {key: anchor_macro_paths(value, root) for key, value in config.items()}
+    if isinstance(config, list):
+        return [anchor_macro_paths(value, root) for value in config]
+    if isinstance(config, str) and config.startswith("%"):
+        path, _ = ConfigParser.split_path_id(config[1:])
+        if path and not Path(path).is_absolute():
+            return "%" + str(root / path) + config[1 + len(path) :]
+    return config
+
+
+def _request_value(name: str, value: Any) -> float | int | str:
+    """A per-request option as sent over HTTP (numbers may come as strings), checked.
+
+    Only numbers and the estimator names pass: a string reaching the config parser could be a
+    ``$`` expression, which MONAI would evaluate.
+    """
+    if name == "flips":
+        if str(value).strip() not in {str(flips) for flips in FLIP_ENSEMBLES}:
+            raise ValueError(f"flips must be one of {tuple(FLIP_ENSEMBLES)}, got {value!r}.")
+        return int(value)
+    if isinstance(value, str) and value.strip() in ESTIMATORS:
+        return value.strip()
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError):
+        sigma = float("nan")
+    if not sigma > 0 or sigma == float("inf"):
+        raise ValueError(f"sigma_data must be a number > 0 (image units) or one of {ESTIMATORS}, got {value!r}.")
+    return sigma
+
+
+class BundleDenoiseTask(BasicInferTask):
+    """Serve the C2S bundle at ``bundle_path`` in MONAI Label (see the module docstring).
+
+    Args:
+        bundle_path: the bundle folder (holds ``configs/`` and ``models/``). Its configs'
+            ``%`` macro paths are taken relative to its parent folder.
+        ckpt_path: weights to serve instead of the bundle's ``ckpt_path``
+            (``<bundle>/models/model.pt``); they must fit the bundle's ``network_def``.
+        kwargs: passed to ``BasicInferTask`` (``preload``, ``config``...).
+    """
+
+    def __init__(self, bundle_path: str | os.PathLike, ckpt_path: str | os.PathLike | None = None, **kwargs) -> None:
+        self.bundle_path = Path(bundle_path).resolve()
+        config_file = self.bundle_path / CONFIG_FILE
+        metadata_file = self.bundle_path / METADATA_FILE
+        for required in (config_file, metadata_file):
+            if not required.is_file():
+                raise FileNotFoundError(f"{required}: missing; bundle_path must be a C2S bundle folder (holding configs/ and models/).")
+        content = anchor_macro_paths(ConfigParser.load_config_file(str(config_file)), self.bundle_path.parent)
+        self.parser = ConfigParser()
+        self.parser.read_config(content)
+        self.parser["bundle_root"] = str(self.bundle_path)
+        if ckpt_path is not None:
+            self.parser["ckpt_path"] = str(Path(ckpt_path).resolve())
+        self._lock = threading.Lock()
+
+        metadata = ConfigParser.load_config_file(str(metadata_file))
+        input_key = next(iter(metadata["network_data_format"]["inputs"]))
+        output_key = next(iter(metadata["network_data_format"]["outputs"]))
+        self.version = metadata.get("version")
+        model_path = str(self.parser.get_parsed_content("ckpt_path"))
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"{model_path}: no weights to serve; train the bundle or pass ckpt_path.")
+        defaults = {name: self.parser.get_parsed_content(name) for name in REQUEST_OPTIONS}
+        super().__init__(
+            path=model_path,
+            network=self.parser.get_parsed_content("network_def", instantiate=True),
+            type=InferType.OTHERS,
+            labels=[],
+            dimension=3,  # whole volumes in, denoised slice by slice by the inferer
+            description=metadata.get("description", "C2S self-supervised MRI denoising"),
+            input_key=input_key,
+            output_label_key=output_key,
+            config={**defaults, **kwargs.pop("config", {})},
+            load_strict=True,
+            **kwargs,
+        )
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info["version"] = self.version
+        info["output"] = "image: the denoised volume, float32 NIfTI in the input's units"
+        return info
+
+    def _parsed(self, key: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        with self._lock:
+            for name, value in (overrides or {}).items():
+                self.parser[name] = value
+            return self.parser.get_parsed_content(key, instantiate=True, lazy=not overrides)
+
+    def pre_transforms(self, data=None) -> Sequence[Callable]:
+        return list(self._parsed("preprocessing").transforms)
+
+    def inferer(self, data=None) -> C2SInferer:
+        data = data if data is not None else {}
+        overrides = {name: _request_value(name, data[name]) for name in REQUEST_OPTIONS if data.get(name) is not None}
+        inferer = self._parsed("inferer", overrides)
+        data[INFERER_KEY] = inferer
+        return inferer
+
+    def post_transforms(self, data=None) -> Sequence[Callable]:
+        """The bundle's postprocessing, writing NIfTI into a folder of this request."""
+        data = data if data is not None else {}
+        data[OUTPUT_DIR_KEY] = tempfile.mkdtemp(prefix="c2s_monailabel_")
+        postprocessing = self._parsed("postprocessing", {"output_dir": data[OUTPUT_DIR_KEY], "dicom_output": False})
+        return list(postprocessing.transforms if isinstance(postprocessing, Compose) else postprocessing)
+
+    def run_post_transforms(self, data: dict[str, Any], transforms):
+        try:
+            return super().run_post_transforms(data, transforms)
+        except Exception:
+            shutil.rmtree(data.get(OUTPUT_DIR_KEY, ""), ignore_errors=True)
+            raise
+
+    def writer(self, data: dict[str, Any], extension=None, dtype=None) -> tuple[str, dict[str, Any]]:
+        """Move the image the bundle wrote to a temporary file MONAI Label sends and then deletes."""
+        folder = Path(data.pop(OUTPUT_DIR_KEY))
+        try:
+            written = sorted(folder.glob("*.nii.gz"))
+            if len(written) != 1:
+                raise RuntimeError(
+                    f"{self.bundle_path / CONFIG_FILE}: postprocessing wrote {[p.name for p in written]} into {folder}, "
+                    "expected one NIfTI file (SaveDenoisedd with output_dir and dicom_output false)."
+                )
+            handle, result = tempfile.mkstemp(suffix=".nii.gz", prefix="c2s_denoised_")
+            os.close(handle)
+            shutil.move(str(written[0]), result)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        inferer = data.pop(INFERER_KEY, None)
+        result_json: dict[str, Any] = {"output": "denoised image (float32 NIfTI, the input's units)"}
+        if inferer is not None and inferer.sigma_used:
+            result_json.update({"sigma_data": float(inferer.sigma_used[0]), "sigma_source": inferer.sigma_source[0]})
+        logger.info("denoised %s -> %s (%s)", data.get("image_path"), result, result_json)
+        return result, result_json
