@@ -1,6 +1,6 @@
 """c2s-monai: Corruption2Self (Tu, Shi & Lam, ICLR 2025) self-supervised MRI denoising on MONAI."""
 
-from c2s_monai.api import denoise, load_network, train
+from c2s_monai.api import denoise, denoise_files, load_network, train
 from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.losses import GDSMLoss
@@ -17,6 +17,7 @@ __all__ = [
     "NoiseConditionedUNet",
     "add_noise",
     "denoise",
+    "denoise_files",
     "estimate_sigma",
     "estimate_sigma_background",
     "estimate_sigma_mad",

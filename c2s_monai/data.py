@@ -4,7 +4,8 @@ Each dataset item is one volume; its deterministic part (load, check, scale to n
 units with its noise level) is cached by MONAI's ``CacheDataset``, and every draw crops
 ``patches_per_volume`` random in-plane patches from random slices, with flips and
 90-degree rotations. A sampler with replacement sets the epoch length in iterations,
-independent of the number of volumes.
+independent of the number of volumes; in distributed training :class:`EpochDataset` gives a
+``DistributedSampler`` that many items per process.
 """
 
 from __future__ import annotations
@@ -72,3 +73,27 @@ def training_loader(
     generator = torch.Generator().manual_seed(seed)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=iterations_per_epoch, generator=generator)
     return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=num_workers)
+
+
+class EpochDataset(torch.utils.data.Dataset):
+    """``length`` items that cycle through ``dataset``: item ``i`` is ``dataset[i % len(dataset)]``.
+
+    An epoch of C2S training is a number of iterations, not a pass over the volumes. Under a
+    ``DistributedSampler`` (``configs/multi_gpu_train.json``) an ``EpochDataset`` of
+    ``iterations_per_epoch x world size`` items gives every process ``iterations_per_epoch``
+    items per epoch, the volumes evenly mixed, in an order that changes with the epoch.
+    """
+
+    def __init__(self, dataset, length: int) -> None:
+        if len(dataset) == 0:
+            raise ValueError("EpochDataset needs a non-empty dataset.")
+        if length < 1:
+            raise ValueError(f"EpochDataset length must be >= 1, got {length!r}.")
+        self.dataset = dataset
+        self.length = int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        return self.dataset[index % len(self.dataset)]

@@ -6,8 +6,10 @@
   no-reference checks).
 - :class:`WarmupEMAHandler`: ignite's ``EMAHandler`` with the recipe's EMA warm-up
   (:class:`EMAWarmup`), attachable with ``attach(engine)`` alone.
-- :class:`ResumeFromCheckpoint`: MONAI's ``CheckpointLoader`` that keeps the current run's
-  learning-rate schedule length, so a resumed run may also be a longer one.
+- :class:`LoadCheckpoint`: MONAI's ``CheckpointLoader`` whose errors (missing or unreadable
+  file, another network shape) name the checkpoint and say what to do.
+- :class:`ResumeFromCheckpoint`: that loader on the newest checkpoint of a folder, keeping the
+  current run's learning-rate schedule length, so a resumed run may also be a longer one.
 - :class:`LossProgressBar`: ignite's ``ProgressBar`` showing the training loss, attachable as a
   plain MONAI ``train_handlers`` entry.
 - :class:`NoReferenceReportHandler` (validation without a clean image): averages the
@@ -22,21 +24,23 @@ evaluator's inferer (:attr:`c2s_monai.inferers.C2SInferer.sigma_used`).
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import EMAHandler, ProgressBar
-from ignite.handlers.state_param_scheduler import LambdaStateScheduler
+from ignite.handlers import Checkpoint, EMAHandler, ProgressBar
 from monai.config import PathLike
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader
 
+from c2s_monai.errors import InputError, describe
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
+from c2s_monai.io import atomic_write, write_text_atomic
 from c2s_monai.writers import parse_flag
 
 __all__ = [
@@ -44,10 +48,12 @@ __all__ = [
     "LossProgressBar",
     "NoReferenceReportHandler",
     "EMAWarmup",
+    "LoadCheckpoint",
     "ResumeFromCheckpoint",
     "WarmupEMAHandler",
     "latest_checkpoint",
     "qa_figure",
+    "read_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,11 +108,11 @@ def qa_figure(
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output_path, dpi=100)
-    plt.close(figure)
-    return output_path
+    try:
+        atomic_write(output_path, lambda temporary: figure.savefig(temporary, dpi=100))
+    finally:
+        plt.close(figure)
+    return Path(output_path)
 
 
 def _absolute(path) -> str | None:
@@ -173,41 +179,47 @@ class DenoisingReportHandler:
 
     def __call__(self, engine: Engine) -> None:
         items = _items(engine.state.output)
-        seconds = time.perf_counter() - self._start
+        seconds = (time.perf_counter() - self._start) / max(1, len(items))
         sigmas = list(getattr(engine.inferer, "sigma_used", []))
         sources = list(getattr(engine.inferer, "sigma_source", []))
         for index, item in enumerate(items):
-            noisy, denoised = item[self.image_key], item[self.pred_key]
-            meta = getattr(noisy, "meta", {})
-            folder, name = _report_name(item, self.path_key, self.image_key)
-            folder = folder or self.output_dir
             sigma = float(sigmas[index]) if index < len(sigmas) else None
-            figure = qa_figure(
-                noisy, denoised, folder / f"{name}_qa.png", affine=meta.get("affine"), num_slices=self.num_slices,
-                title=f"{Path(str(meta.get('filename_or_obj', name))).name}  sigma_data={sigma:.4g}" if sigma else name, sigma=sigma,
-            )
-            report = {
-                "input": _absolute(meta.get("filename_or_obj", "")),
-                "input_format": str(meta.get("source_format", "")),
-                "output": _absolute(item.get(self.path_key)),
-                "qa_figure": _absolute(figure),
-                "sigma_data": sigma,
-                "sigma_source": sources[index] if index < len(sources) else "unknown",
-                "flips": len(getattr(engine.inferer, "flips", ())) or None,
-                "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
-                "seconds_total": seconds / len(items),
-                "seconds_denoising": max(0.0, self._forward_done - self._start) / len(items) if self._forward_done else None,
-                "device": str(engine.state.device),
-                **self.extra,
-            }
-            if sigma:
-                report["no_reference"] = no_reference_metrics(noisy, denoised, sigma)
-            if "label" in item and item["label"] is not None:
-                report["has_reference"] = True
-            path = folder / f"{name}.json"
-            path.write_text(json.dumps(report, indent=2))
-            self.reports.append(report)
-            logger.info("%s -> %s (sigma_data %.4g, %s, %.1f s)", report["input"], report["output"], sigma or float("nan"), report["sigma_source"], report["seconds_total"])
+            source = sources[index] if index < len(sources) else "unknown"
+            try:
+                self._report(engine, item, sigma, source, seconds, len(items))
+            except Exception as error:  # a report must not stop a batch run: the denoised output is written
+                logger.warning("%s: the QA figure or JSON report failed (%s); the denoised output is kept.", item.get(self.path_key), error)
+
+    def _report(self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int) -> None:
+        noisy, denoised = item[self.image_key], item[self.pred_key]
+        meta = getattr(noisy, "meta", {})
+        folder, name = _report_name(item, self.path_key, self.image_key)
+        folder = folder or self.output_dir
+        figure = qa_figure(
+            noisy, denoised, folder / f"{name}_qa.png", affine=meta.get("affine"), num_slices=self.num_slices,
+            title=f"{Path(str(meta.get('filename_or_obj', name))).name}  sigma_data={sigma:.4g}" if sigma else name, sigma=sigma,
+        )
+        report = {
+            "input": _absolute(meta.get("filename_or_obj", "")),
+            "input_format": str(meta.get("source_format", "")),
+            "output": _absolute(item.get(self.path_key)),
+            "qa_figure": _absolute(figure),
+            "sigma_data": sigma,
+            "sigma_source": sigma_source,
+            "flips": len(getattr(engine.inferer, "flips", ())) or None,
+            "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
+            "seconds_total": seconds,
+            "seconds_denoising": max(0.0, self._forward_done - self._start) / count if self._forward_done else None,
+            "device": str(engine.state.device),
+            **self.extra,
+        }
+        if sigma:
+            report["no_reference"] = no_reference_metrics(noisy, denoised, sigma)
+        if "label" in item and item["label"] is not None:
+            report["has_reference"] = True
+        write_text_atomic(folder / f"{name}.json", json.dumps(report, indent=2))
+        self.reports.append(report)
+        logger.info("%s -> %s (sigma_data %.4g, %s, %.1f s)", report["input"], report["output"], sigma or float("nan"), sigma_source, seconds)
 
 
 class NoReferenceReportHandler:
@@ -255,8 +267,7 @@ class NoReferenceReportHandler:
         if self.output_file is not None:
             history = json.loads(self.output_file.read_text()) if self.output_file.is_file() else []
             history.append({"validation_run": len(history) + 1, "mean": summary, "volumes": self._values})
-            self.output_file.parent.mkdir(parents=True, exist_ok=True)
-            self.output_file.write_text(json.dumps(history, indent=2))
+            write_text_atomic(self.output_file, json.dumps(history, indent=2))
 
 
 def _loss_of(output) -> dict[str, float]:
@@ -292,54 +303,164 @@ class WarmupEMAHandler(EMAHandler):
     """ignite ``EMAHandler`` whose momentum follows :class:`EMAWarmup` (``max(momentum, 9 / (10 + n))``).
 
     ``attach(engine)`` attaches the momentum schedule first, so each iteration's EMA update uses
-    that iteration's momentum, then the EMA update itself.
+    that iteration's momentum, then the EMA update itself. ``n`` is the trainer's iteration
+    count (not a count of the handler's own calls, as in ignite's ``LambdaStateScheduler``), so a
+    resumed run goes on with the momentum where the checkpoint left it.
     """
 
     def attach(self, engine, name: str = "ema_momentum", warn_if_exists: bool = False, event=Events.ITERATION_COMPLETED) -> None:  # type: ignore[override]
-        LambdaStateScheduler(EMAWarmup(self.momentum), param_name=name, create_new=True).attach(engine, event)
+        warmup = EMAWarmup(self.momentum)
+
+        def set_momentum(engine: Engine) -> None:
+            setattr(engine.state, name, warmup(engine.state.iteration))
+
+        set_momentum(engine)
+        engine.add_event_handler(event, set_momentum)
         super().attach(engine, name=name, warn_if_exists=warn_if_exists, event=event)
 
 
-class ResumeFromCheckpoint(CheckpointLoader):
+def read_checkpoint(path: PathLike, map_location=None) -> dict:
+    """``torch.load`` a checkpoint (weights only); a missing or unreadable file raises an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such checkpoint; give ckpt_path of a trained model (train.json writes <bundle_root>/models/model.pt)."
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # zip, pickle and I/O errors: one message naming the file
+        raise InputError(
+            f"{path}: cannot be read as a PyTorch checkpoint ({describe(error)}); the file is truncated or not a "
+            "checkpoint: copy it again, or use another one."
+        ) from error
+
+
+class LoadCheckpoint(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` whose failures name the checkpoint and say what to do.
+
+    A missing file, an unreadable one, a checkpoint of another network shape (other
+    ``features`` or ``conditioning``) and one beyond ``max_epochs`` each raise one
+    :class:`~c2s_monai.errors.InputError` (``FileNotFoundError`` for a missing file) at
+    ``STARTED``, before anything is written.
+    """
+
+    mismatch_advice = "set features and conditioning to the values it was trained with, or give a checkpoint trained with these settings"
+
+    def __call__(self, engine) -> None:
+        if not self.strict_shape:
+            super().__call__(engine)
+            return
+        self.restore(engine, read_checkpoint(self.load_path, self.map_location))
+
+    def restore(self, engine, checkpoint: dict) -> None:
+        """Load ``checkpoint`` into ``load_dict``, keeping the engine's ``max_epochs``."""
+        key = next(iter(self.load_dict))
+        if len(self.load_dict) == 1 and key not in checkpoint:
+            checkpoint = {key: checkpoint}
+        missing = [k for k in self.load_dict if k not in checkpoint]
+        if missing:
+            raise InputError(
+                f"{self.load_path}: the checkpoint holds {sorted(checkpoint)} but not {missing}; {self.mismatch_advice}."
+            )
+        prior_max_epochs = engine.state.max_epochs
+        try:
+            Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=self.strict)
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise InputError(
+                f"{self.load_path}: the checkpoint does not fit the network ({describe(error)}); {self.mismatch_advice}."
+            ) from error
+        if prior_max_epochs is not None and engine.state.epoch > prior_max_epochs:
+            raise InputError(
+                f"{self.load_path}: the checkpoint is at epoch {engine.state.epoch}, beyond max_epochs {prior_max_epochs}; "
+                f"give max_epochs >= {engine.state.epoch} to continue that run, or start a new one in another folder."
+            )
+        engine.state.max_epochs = prior_max_epochs
+        self.logger.info(f"Restored all variables from {self.load_path}")
+
+
+class ResumeFromCheckpoint(LoadCheckpoint):
     """Resume training from the newest checkpoint in ``checkpoint_dir``, keeping the new run's LR schedule length.
 
-    With ``resume`` false, or no checkpoint in ``checkpoint_dir``, attaching does nothing and the
-    run starts from scratch. Otherwise MONAI's ``CheckpointLoader`` restores ``load_dict`` at
-    ``STARTED``, and the scheduler's length (``t_total``, ``warmup_steps`` of MONAI's
-    ``WarmupCosineSchedule``) is set back to the current run's: the checkpoint holds the length
-    of the run that wrote it, and keeping it would make a resumed run given more epochs follow
-    the old, shorter schedule. The position (step count) comes from the checkpoint.
+    With no checkpoint in ``checkpoint_dir`` (a new run), attaching does nothing and the run
+    starts from scratch. With ``resume`` false, the run starts from scratch too and the
+    folder's old ``checkpoint_*.pt`` files are deleted when it is attached, so that a later
+    resume cannot pick up the abandoned run. Otherwise the newest checkpoint is restored at
+    ``STARTED`` (every object of ``load_dict``; objects named in ``optional`` may be absent
+    from older checkpoints), and the scheduler's length (``t_total``, ``warmup_steps`` of
+    MONAI's ``WarmupCosineSchedule``) is set back to the current run's: the checkpoint holds
+    the length of the run that wrote it, and keeping it would make a resumed run given more
+    epochs follow the old, shorter schedule. The position (step count) comes from the
+    checkpoint. Temporary files a killed writer left behind (``tmp*``) are removed.
 
     Args:
-        checkpoint_dir: folder of the checkpoints (``*.pt``; the newest by modification time is used).
+        checkpoint_dir: folder of the checkpoints (``*.pt``; the newest, :func:`latest_checkpoint`, is used).
         load_dict, map_location: as ``CheckpointLoader``.
         lr_scheduler: the scheduler in ``load_dict`` whose length is kept.
         resume: whether to resume (a bool, or ``"true"``/``"false"`` as typed on a command line).
+        optional: keys of ``load_dict`` that a checkpoint may lack (restored when present).
     """
 
     SCHEDULE_LENGTH = ("t_total", "warmup_steps", "cycles")
+    mismatch_advice = (
+        "it was written by a run with another network or settings: start the new run in another folder "
+        "(bundle_root, or output_dir of c2s_monai.train), or set resume false to start over here"
+    )
 
-    def __init__(self, checkpoint_dir: PathLike, load_dict: dict, lr_scheduler=None, resume=True, **kwargs) -> None:
-        checkpoint = latest_checkpoint(checkpoint_dir) if parse_flag(resume, "resume") else None
+    def __init__(
+        self, checkpoint_dir: PathLike, load_dict: dict, lr_scheduler=None, resume=True, optional=("random_state", "checkpointer"), **kwargs
+    ) -> None:
+        self.resume = parse_flag(resume, "resume")
+        self.checkpoint_dir = Path(checkpoint_dir)
+        checkpoint = latest_checkpoint(checkpoint_dir) if self.resume else None
         super().__init__(load_path=str(checkpoint or checkpoint_dir), load_dict=load_dict, **kwargs)
         self.checkpoint = checkpoint
         self.lr_scheduler = lr_scheduler
+        self.optional = tuple(optional)
 
     def attach(self, engine) -> None:
+        if _is_writer():
+            self._remove_leftovers()
         if self.checkpoint is None:
             self.logger.info("training from scratch (no checkpoint to resume from, or resume is off).")
             return
         super().attach(engine)
 
+    def _remove_leftovers(self) -> None:
+        if not self.checkpoint_dir.is_dir():
+            return
+        stale = [p for p in self.checkpoint_dir.glob("tmp*") if p.is_file()]
+        if not self.resume:
+            stale += sorted(self.checkpoint_dir.glob("checkpoint_*.pt"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            self.logger.warning(f"removed {[p.name for p in stale]} from {self.checkpoint_dir} (resume={self.resume}).")
+
     def __call__(self, engine) -> None:
+        checkpoint = read_checkpoint(self.load_path, self.map_location)
+        for key in self.optional:
+            if key in self.load_dict and key not in checkpoint:
+                self.logger.warning(f"{self.load_path} holds no {key!r}: it is not restored.")
+                self.load_dict = {k: v for k, v in self.load_dict.items() if k != key}
         kept = {k: getattr(self.lr_scheduler, k) for k in self.SCHEDULE_LENGTH if hasattr(self.lr_scheduler, k)}
-        super().__call__(engine)
+        self.restore(engine, checkpoint)
         for key, value in kept.items():
             setattr(self.lr_scheduler, key, value)
 
 
+def _is_writer() -> bool:
+    """Whether this process writes the run's files (not a non-zero rank of a distributed run)."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+
+
+def _checkpoint_order(path: Path) -> tuple[int, float]:
+    match = re.search(r"_(\d+)\.pt$", path.name)
+    return (int(match.group(1)) if match else -1, path.stat().st_mtime)
+
+
 def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
-    """The newest ``*.pt`` in ``checkpoint_dir`` (by modification time), or ``None``."""
+    """The newest ``*.pt`` in ``checkpoint_dir``: the highest epoch in its name (``checkpoint_<epoch>.pt``),
+    then the latest modification time; ``None`` when there is none."""
     folder = Path(checkpoint_dir)
-    candidates = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    candidates = sorted(folder.glob("*.pt"), key=_checkpoint_order) if folder.is_dir() else []
     return candidates[-1] if candidates else None

@@ -17,7 +17,12 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
+from c2s_monai.errors import InputError, input_name
 from c2s_monai.estimation import ESTIMATORS, estimate_sigma, has_noise_background
+
+# The smallest noise level (in network units, i.e. relative to the intensity scale) taken as
+# noise: below 16-bit quantisation, an estimate means the image holds no measurable noise.
+MIN_SIGMA = 1e-5
 
 
 def intensity_scale(image, percentile: float = 99.5) -> float:
@@ -27,22 +32,24 @@ def intensity_scale(image, percentile: float = 99.5) -> float:
     if not scale > 0:
         scale = float(values.max())
     if not np.isfinite(scale) or scale <= 0:
-        raise ValueError("the image is all zeros (or not finite): there is nothing to denoise.")
+        raise InputError(f"{input_name(image)}: the image is all zeros (or not finite): there is nothing to denoise.")
     return scale
 
 
 def check_sigma_data(sigma_data) -> float | str:
-    """Validate a ``sigma_data`` setting: a number > 0 (image units) or ``"auto"``/an estimator name."""
-    if isinstance(sigma_data, str):
-        if sigma_data not in ESTIMATORS:
-            raise ValueError(f"sigma_data must be a number > 0 or one of {ESTIMATORS}; got {sigma_data!r}.")
-        return sigma_data
+    """Validate a ``sigma_data`` setting: a number > 0 in the image's units (or its text) or ``"auto"``/an estimator name."""
+    expected = f"a finite number > 0 in the image's units, or one of {', '.join(repr(e) for e in ESTIMATORS)}"
+    advice = "give the noise std measured in the image's units, or 'auto' to estimate it per volume"
+    if isinstance(sigma_data, str) and sigma_data.strip().lower() in ESTIMATORS:
+        return sigma_data.strip().lower()
+    if isinstance(sigma_data, (bool, np.bool_)) or sigma_data is None:
+        raise InputError(f"sigma_data must be {expected}; got {sigma_data!r}: {advice}.")
     try:
         value = float(sigma_data)
     except (TypeError, ValueError):
-        raise ValueError(f"sigma_data must be a number > 0 or 'auto'; got {sigma_data!r}.") from None
+        raise InputError(f"sigma_data must be {expected}; got {sigma_data!r}: {advice}.") from None
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"sigma_data must be a finite number > 0 (in the image's units); got {sigma_data!r}.")
+        raise InputError(f"sigma_data must be {expected}; got {sigma_data!r}: {advice}.")
     return value
 
 
@@ -65,13 +72,29 @@ class ScaleNoisyImage(Transform):
         self.sigma_source = "given"
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        source = input_name(image)
         scale = intensity_scale(image[0], self.percentile)
         scaled = image / scale
+        if not bool(torch.isfinite(scaled).all()):
+            raise InputError(
+                f"{source}: the intensities span too wide a range (the {self.percentile}th percentile of |intensity| is "
+                f"{scale:.3g}, the maximum {float(image[0].abs().max()):.3g}); check the file's scaling (scl_slope, "
+                "RescaleSlope) or clip the outliers."
+            )
         if isinstance(self.sigma_data, str):
             method = self.sigma_data
-            if method == "auto":
-                method = "background" if has_noise_background(scaled[0]) else "mad"
-            sigma = estimate_sigma(scaled[0], method)
+            try:
+                if method == "auto":
+                    method = "background" if has_noise_background(scaled[0]) else "mad"
+                sigma = estimate_sigma(scaled[0], method)
+            except ValueError as error:
+                raise InputError(f"{source}: {error}") from error
+            if not sigma >= MIN_SIGMA:
+                raise InputError(
+                    f"{source}: the {method} estimator finds no noise (sigma {sigma * scale:.3g} in image units, "
+                    f"{sigma:.2g} of the intensity scale): the image looks noise-free or synthetic: a noise-free "
+                    "image needs no denoising; if it is noisy, give sigma_data in the image's units."
+                )
             self.sigma_source = f"estimated ({method})"
         else:
             sigma = self.sigma_data / scale

@@ -1,10 +1,12 @@
 """Reading noisy volumes and writing denoised ones.
 
-Volumes are read with MONAI's ``LoadImage`` (NIfTI through nibabel) as channel-first
-``MetaTensor`` of shape ``(1, H, W, D)`` in float32: a 2D image gets ``D = 1`` and a 4D
-file whose fourth axis has length 1 is squeezed. Denoised volumes are written as NIfTI
-with the input's affine and header (data type float32), atomically (a temporary file in
-the output folder, then a rename), and never over the input.
+Volumes are read with :class:`~c2s_monai.readers.LoadVolume` (NIfTI through MONAI's
+``LoadImage``, DICOM series, HDF5) and checked by :class:`~c2s_monai.transforms.EnsureVolume`,
+as channel-first ``MetaTensor`` of shape ``(1, H, W, D)`` in float32: a 2D image gets ``D = 1``
+and a 4D file whose fourth axis has length 1 is squeezed. Denoised volumes are written as
+NIfTI with the input's affine and header (data type float32), atomically (a temporary file in
+the output folder, then a rename: a file appears complete or not at all), and never over the
+input.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import LoadImage
 
+from c2s_monai.errors import InputError
+from c2s_monai.readers import LoadVolume
 from c2s_monai.transforms import EnsureVolume
 
 DENOISED_POSTFIX = "_denoised"
@@ -28,27 +31,26 @@ NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 def _stem(path: Path) -> str:
     name = path.name
+    if path.is_dir():  # a DICOM series folder
+        return name
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
 
 
-def load_volume(path: str | os.PathLike) -> MetaTensor:
-    """Load one noisy volume as a validated float32 ``MetaTensor`` ``(1, H, W, D)``."""
+def load_volume(path: str | os.PathLike, num_channels: int | None = 1) -> MetaTensor:
+    """Load one noisy volume as a validated float32 ``MetaTensor`` ``(1, H, W, D)``.
+
+    Any input :class:`~c2s_monai.readers.LoadVolume` reads (NIfTI, a DICOM series folder, HDF5),
+    checked by :class:`~c2s_monai.transforms.EnsureVolume`; ``num_channels=None`` accepts a 4D
+    series as ``(volumes, H, W, D)``. A bad file raises :class:`~c2s_monai.errors.InputError`
+    (``FileNotFoundError`` for a missing one) naming it.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    try:
-        image = LoadImage(image_only=True, ensure_channel_first=True, dtype=None)(str(path))
-    except Exception as error:  # the readers raise many types; one message names the file
-        raise ValueError(f"{path}: cannot be read as an image ({error}).") from error
-    if image.shape[0] != 1:
-        raise ValueError(
-            f"{path}: expected one 2D or 3D volume, got {image.shape[0]} volumes (channel-first shape "
-            f"{tuple(image.shape)}); split the 4D series into 3D volumes first."
-        )
-    return EnsureVolume()(image)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; check the path.")
+    return EnsureVolume(num_channels)(LoadVolume()(str(path)))
 
 
 def default_output_path(input_path: str | os.PathLike, output_dir: str | os.PathLike | None = None) -> Path:
@@ -62,8 +64,36 @@ def check_output_path(input_path: str | os.PathLike, output_path: str | os.PathL
     """Refuse an output that is the input itself; return the output as a ``Path``."""
     output_path = Path(output_path)
     if output_path.resolve() == Path(input_path).resolve():
-        raise ValueError(f"{output_path}: the output would overwrite the input; choose another output path.")
+        raise InputError(f"{output_path}: the output would overwrite the input; choose another output path or output_dir.")
     return output_path
+
+
+def check_writable_folder(folder: str | os.PathLike, create: bool = True) -> Path:
+    """Check that files can be written in ``folder`` (created if ``create``); return it as a ``Path``.
+
+    Run before any work, so that an unwritable output folder stops a run at once instead of
+    failing every input after its denoising. With ``create=False`` a missing folder is not made:
+    its nearest existing parent is checked instead, and nothing is left behind.
+    """
+    folder = Path(folder)
+    probe_in = folder
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            while not probe_in.exists() and probe_in.parent != probe_in:
+                probe_in = probe_in.parent
+            if not probe_in.is_dir():
+                raise NotADirectoryError(20, "Not a directory", str(probe_in))
+        handle, probe = tempfile.mkstemp(prefix=".tmp_write_check_", dir=probe_in)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise InputError(
+            f"{folder}: outputs cannot be written here ({error.strerror or error}); choose a writable output folder "
+            "(output_dir)."
+        ) from error
+    return folder
 
 
 def save_like(volume: torch.Tensor | np.ndarray, reference_path: str | os.PathLike, output_path: str | os.PathLike) -> Path:
@@ -97,8 +127,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the mode a plain open would
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask (``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through :func:`atomic_write` (reports and summaries)."""
+    return atomic_write(path, lambda temporary: Path(temporary).write_text(text))

@@ -26,6 +26,7 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import torch
@@ -33,6 +34,8 @@ from monai.config import KeysCollection, PathLike
 from monai.data import ImageReader
 from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+from c2s_monai.errors import InputError, describe, root_cause
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -99,19 +102,26 @@ def read_dicom_series(
         along the normal ``row x column`` direction cosines, and those positions (mm).
 
     Raises:
-        ValueError: naming the folder, for no DICOM file, several series without
-            ``series_uid``, mixed orientation/size/spacing, or two images at one position.
+        InputError: naming the folder or file, for no DICOM file, an unreadable file, several
+            series without ``series_uid``, mixed orientation/size/spacing, two images at one
+            position, missing slices or uneven slice spacing.
     """
     folder = Path(folder)
     chosen_file = None
     if folder.is_file():
         chosen_file, folder = folder, folder.parent
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such DICOM folder.")
+        raise FileNotFoundError(f"{folder}: no such DICOM folder; check the path.")
     files = _dicom_files(folder)
     if not files:
-        raise ValueError(f"{folder}: holds no DICOM file; give a folder with one DICOM series.")
-    datasets = [pydicom.dcmread(str(f), stop_before_pixels=stop_before_pixels) for f in files]
+        raise InputError(f"{folder}: holds no DICOM file; give a folder with one DICOM series.")
+    datasets = [_read_dicom(f, stop_before_pixels) for f in files]
+    for ds, f in zip(datasets, files, strict=True):
+        if not stop_before_pixels and "PixelData" not in ds:
+            raise InputError(
+                f"{f}: holds no pixel data: the file is truncated, or not an image (a report, a presentation state); "
+                f"remove it from {folder.name} or export the series again."
+            )
     if series_uid is None and chosen_file is not None:
         series_uid = str(datasets[files.index(chosen_file)].get("SeriesInstanceUID", ""))
     groups: dict[str, list[int]] = {}
@@ -119,11 +129,13 @@ def read_dicom_series(
         groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(index)
     if series_uid is not None:
         if series_uid not in groups:
-            raise ValueError(f"{folder}: no series with SeriesInstanceUID {series_uid}; found {sorted(groups)}.")
+            raise InputError(
+                f"{folder}: no series with SeriesInstanceUID {series_uid}; found {sorted(groups)}: set dicom_series_uid to one of them."
+            )
         selected = groups[series_uid]
     elif len(groups) > 1:
         labels = "; ".join(f"{_series_label(datasets[i[0]])}: {len(i)} files" for i in groups.values())
-        raise ValueError(
+        raise InputError(
             f"{folder}: holds {len(groups)} DICOM series ({labels}). Denoise one series at a time: "
             "move each series into its own folder, or choose one with series_uid "
             "(bundle key `dicom_series_uid`)."
@@ -136,28 +148,75 @@ def read_dicom_series(
     for ds, f in zip(datasets, files):
         for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
             if tag not in ds:
-                raise ValueError(f"{f}: the DICOM file has no {tag}; only images with full geometry can be denoised.")
+                raise InputError(
+                    f"{f}: the DICOM file has no {tag}; only images with full geometry can be denoised: export the "
+                    "series again with its geometry tags."
+                )
     orientation = np.asarray(datasets[0].ImageOrientationPatient, dtype=np.float64)
     spacing = np.asarray(datasets[0].PixelSpacing, dtype=np.float64)
     shape = (int(datasets[0].Rows), int(datasets[0].Columns))
     for ds, f in zip(datasets[1:], files[1:]):
         if not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=np.float64), orientation, atol=1e-4):
-            raise ValueError(f"{folder}: {f.name} has another ImageOrientationPatient than {files[0].name}; not one stack.")
+            raise InputError(
+                f"{folder}: {f.name} has another ImageOrientationPatient than {files[0].name}; the folder mixes "
+                "stacks: put each orientation in its own folder."
+            )
         if (int(ds.Rows), int(ds.Columns)) != shape:
-            raise ValueError(f"{folder}: {f.name} is {ds.Rows}x{ds.Columns}, {files[0].name} is {shape[0]}x{shape[1]}.")
+            raise InputError(
+                f"{folder}: {f.name} is {ds.Rows}x{ds.Columns}, {files[0].name} is {shape[0]}x{shape[1]}; the folder "
+                "mixes image sizes: put each size in its own folder."
+            )
         if not np.allclose(np.asarray(ds.PixelSpacing, dtype=np.float64), spacing, rtol=1e-4):
-            raise ValueError(f"{folder}: {f.name} has another PixelSpacing than {files[0].name}.")
+            raise InputError(
+                f"{folder}: {f.name} has PixelSpacing {[float(v) for v in ds.PixelSpacing]}, {files[0].name} {spacing.tolist()}; "
+                "inconsistent in-plane spacing: put each resolution in its own folder."
+            )
     normal = np.cross(orientation[:3], orientation[3:])
     positions = np.array([float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=np.float64), normal)) for ds in datasets])
     order = np.argsort(positions, kind="stable")
     positions = positions[order]
     if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
         at = positions[int(np.argmin(np.diff(positions)))]
-        raise ValueError(
+        raise InputError(
             f"{folder}: several images lie at the same slice position ({at:.3f} mm along the normal): a "
             "multi-echo, dynamic or repeated series; split it into one folder per echo/time point."
         )
+    _check_slice_spacing(folder, positions)
     return [files[i] for i in order], [datasets[i] for i in order], positions
+
+
+def _read_dicom(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+    except Exception as error:  # pydicom raises several types for damaged files
+        raise InputError(
+            f"{path}: cannot be read as DICOM ({describe(error)}); the file is truncated or corrupt: "
+            f"remove it from {path.parent.name} or export the series again."
+        ) from error
+
+
+def _check_slice_spacing(folder: Path, positions: np.ndarray) -> None:
+    """Refuse a stack with missing slices or uneven spacing: its volume would have a wrong geometry."""
+    if len(positions) < 3:
+        return
+    steps = np.diff(positions)
+    step = float(np.median(steps))
+    # positions are stored as decimal strings, often rounded to 0.01 mm
+    tolerance = max(0.02 * step, 0.01)
+    gaps = [i for i, s in enumerate(steps) if s > 1.5 * step]
+    if gaps:
+        i = gaps[0]
+        missing = int(round(steps[i] / step)) - 1
+        raise InputError(
+            f"{folder}: {missing} slice(s) missing between {positions[i]:.2f} mm and {positions[i + 1]:.2f} mm along "
+            f"the slice normal (the other slices are {step:.3g} mm apart){' and more gaps' if len(gaps) > 1 else ''}; "
+            "copy or export the complete series."
+        )
+    if np.max(np.abs(steps - step)) > tolerance:
+        raise InputError(
+            f"{folder}: the slice spacing is not uniform ({steps.min():.3g} to {steps.max():.3g} mm between neighbouring "
+            "slices); a volume needs one spacing: export the series as one regular stack, or resample it."
+        )
 
 
 def dicom_affine(datasets: Sequence[pydicom.Dataset], positions: np.ndarray, lps_to_ras: bool = True) -> np.ndarray:
@@ -186,9 +245,15 @@ def _rescaled_pixels(ds: pydicom.Dataset, source: Path) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except Exception as error:  # pydicom raises several types for missing codecs
-        raise ValueError(f"{source}: the pixel data cannot be decoded ({error}); install the codec pydicom names.") from error
+        raise InputError(
+            f"{source}: the pixel data cannot be decoded ({error}); the file is truncated, or its compression needs a "
+            "codec: install the one pydicom names, or export the series uncompressed."
+        ) from error
     if pixels.ndim != 2:
-        raise ValueError(f"{source}: expected one 2D image per file, got pixel array shape {pixels.shape} (multi-frame?).")
+        raise InputError(
+            f"{source}: expected one 2D image per file, got pixel array shape {pixels.shape} (multi-frame?); "
+            "export the series as one file per slice."
+        )
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
     return pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
@@ -269,14 +334,17 @@ class HDF5Reader(ImageReader):
         with h5py.File(path, "r") as handle:
             if self.key not in handle:
                 available = sorted(k for k in handle if isinstance(handle[k], h5py.Dataset))
-                raise ValueError(f"{path}: no dataset {self.key!r}; datasets in the file: {available}. Set the key (bundle key `h5_key`).")
+                raise InputError(f"{path}: no dataset {self.key!r}; datasets in the file: {available}. Set the key (bundle key `h5_key`).")
             array = np.asarray(handle[self.key])
         if np.iscomplexobj(array):
-            raise ValueError(f"{path}: dataset {self.key!r} is complex (k-space?); give reconstructed magnitude images.")
+            raise InputError(f"{path}: dataset {self.key!r} is complex (k-space?); give reconstructed magnitude images.")
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3:
-            raise ValueError(f"{path}: dataset {self.key!r} has shape {array.shape}; expected (slices, rows, columns).")
+            raise InputError(
+                f"{path}: dataset {self.key!r} has shape {array.shape}; expected (slices, rows, columns): give a "
+                "magnitude image dataset (bundle key `h5_key`)."
+            )
         return {"source": str(path), "array": array}
 
     def get_data(self, img) -> tuple[np.ndarray, dict]:
@@ -295,10 +363,14 @@ class HDF5Reader(ImageReader):
 
 
 class LoadVolume(Transform):
-    """Load one input (NIfTI or any MONAI-readable file, DICOM series folder, HDF5) as ``(1, x, y, slices)``.
+    """Load one input (NIfTI or any MONAI-readable file, DICOM series folder, HDF5) as float32 ``(C, x, y, slices)``.
 
     The reader is chosen from the input (:func:`input_kind`) and called explicitly, so its
-    error message (mixed DICOM series, missing HDF5 key) is the one raised.
+    error message (mixed DICOM series, missing HDF5 key) is the one raised; any other failure
+    to read (a truncated or corrupt file, a non-numeric voxel type) becomes one
+    :class:`~c2s_monai.errors.InputError` that names the file. ``C`` is 1 for one volume
+    (a 4D NIfTI gives one channel per volume: :class:`~c2s_monai.transforms.EnsureVolume`
+    refuses it where one volume is expected).
 
     Args:
         h5_key: HDF5 dataset name.
@@ -306,18 +378,56 @@ class LoadVolume(Transform):
     """
 
     def __init__(self, h5_key: str = "reconstruction_rss", series_uid: str | None = None) -> None:
-        self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
+        # dtype=None: complex or boolean voxels are refused below instead of being cast silently
+        self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=None)
         self.dicom_reader = DicomSeriesReader(series_uid=series_uid)
         self.hdf5_reader = HDF5Reader(key=h5_key)
 
     def __call__(self, path: PathLike) -> torch.Tensor:
         if not Path(path).exists():
-            raise FileNotFoundError(f"{path}: no such file or folder.")
+            raise FileNotFoundError(f"{path}: no such file or folder; check the path.")
         kind = input_kind(path)
         reader = {"dicom": self.dicom_reader, "hdf5": self.hdf5_reader}.get(kind)
-        image = self.loader(path, reader=reader)
+        try:
+            image = self.loader(path, reader=reader)
+        except InputError:
+            raise
+        except Exception as error:  # nibabel, h5py, MONAI: many types, one message naming the file
+            raise InputError(_unreadable(Path(path), kind, root_cause(error))) from error
+        if image.dtype == torch.bool or torch.is_complex(image):
+            raise InputError(
+                f"{path}: voxel type {image.dtype} is not a real number; save the magnitude image as an integer or "
+                "float type (e.g. abs() of complex data)."
+            )
+        image = image.to(torch.float32)
         image.meta.setdefault("source_format", kind)
         return image
+
+
+KIND_NAMES = {"nifti": "NIfTI", "hdf5": "HDF5", "dicom": "DICOM"}
+
+
+def _unreadable(path: Path, kind: str, error: BaseException) -> str:
+    """The message for an input no reader could read: a non-numeric NIfTI, a damaged file, an unknown type."""
+    if kind == "nifti":
+        try:
+            dtype = nib.load(str(path)).get_data_dtype()
+        except Exception:  # the header itself is damaged: the generic message below
+            dtype = None
+        if dtype is not None and (dtype.names or dtype.kind not in "biufc"):
+            return (
+                f"{path}: voxel type {dtype} is not a number (RGB or another structured type); save one "
+                "grey-level magnitude image per file."
+            )
+    if kind == "other":
+        return (
+            f"{path}: not a NIfTI (.nii, .nii.gz), HDF5 (.h5) or DICOM input, and no other reader could read it "
+            f"({describe(error)}); convert it to NIfTI."
+        )
+    return (
+        f"{path}: cannot be read as {KIND_NAMES[kind]} ({describe(error)}); the file is truncated or "
+        "corrupt: copy or export it again."
+    )
 
 
 class LoadVolumed(MapTransform):
@@ -366,12 +476,17 @@ def list_inputs(inputs: PathLike | Sequence[PathLike]) -> list[str]:
         if path.is_dir():
             entries = _folder_inputs(path)
             if not entries:
-                raise ValueError(f"{path}: no NIfTI, HDF5 or DICOM input found in this folder.")
+                earlier = [p.name for p in path.iterdir() if OUTPUT_MARK in p.name]
+                skipped = f" (skipped as earlier outputs: {earlier[:3]})" if earlier else ""
+                raise InputError(
+                    f"{path}: no NIfTI (.nii, .nii.gz), HDF5 (.h5) or DICOM input in this folder{skipped}; point "
+                    "dataset_dir at the folder that holds the scans."
+                )
             found.extend(entries)
         elif path.is_file():
             found.append(str(path))
         else:
-            raise FileNotFoundError(f"{path}: no such file or folder.")
+            raise FileNotFoundError(f"{path}: no such file or folder; check dataset_dir.")
     if not found:
-        raise ValueError("no input was given: set `dataset_dir` to a file, a folder or a list of them.")
+        raise InputError("no input was given: set `dataset_dir` to a file, a folder or a list of them.")
     return list(dict.fromkeys(found))

@@ -10,12 +10,17 @@
 
 Outputs are named ``<input name>_<postfix>`` (``.nii.gz``, or a folder for DICOM) in
 ``output_dir``; :class:`SaveDenoisedd` records the path under ``path_key`` so report handlers
-find it.
+find it. Every output appears complete or not at all: a NIfTI file is written to a temporary
+file and renamed (:func:`c2s_monai.io.atomic_write`), a DICOM series into a temporary folder
+that is renamed once every slice is written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 
@@ -27,7 +32,8 @@ from monai.config import KeysCollection, PathLike
 from monai.transforms import MapTransform
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from c2s_monai.io import atomic_write, check_output_path, save_like
+from c2s_monai.errors import InputError
+from c2s_monai.io import atomic_write, check_output_path, check_writable_folder, current_umask, save_like
 from c2s_monai.readers import NIFTI_SUFFIXES, input_kind, read_dicom_series
 
 __all__ = ["SaveDenoisedd", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
@@ -100,7 +106,10 @@ def _stored_values(slice_values: np.ndarray, ds: pydicom.Dataset, source: Path) 
     dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16, (32, False): np.uint32, (32, True): np.int32}
     bits_allocated = int(ds.get("BitsAllocated", 16))
     if (bits_allocated, signed) not in dtype:
-        raise ValueError(f"{source}: cannot write {bits_allocated}-bit pixels; only 8, 16 or 32-bit integer images are supported.")
+        raise InputError(
+            f"{source}: cannot write {bits_allocated}-bit pixels; only 8, 16 or 32-bit integer images are supported: "
+            "write NIfTI instead (dicom_output false)."
+        )
     return np.clip(stored, low, high).astype(dtype[(bits_allocated, signed)])
 
 
@@ -108,13 +117,21 @@ def _check_output_folder(folder: Path) -> None:
     if folder.exists():
         foreign = [p.name for p in folder.iterdir() if not (p.is_file() and p.name.startswith("IM_") and p.name.endswith(".dcm"))]
         if foreign:
-            raise ValueError(
+            raise InputError(
                 f"{folder}: exists and holds files this writer did not write ({foreign[:3]}...); "
                 "choose another output_dir or remove them."
             )
-        for old in folder.glob("IM_*.dcm"):
-            old.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _replace_folder(staging: Path, folder: Path) -> None:
+    """Put the complete ``staging`` folder at ``folder`` by renames: the series appears whole or not at all."""
+    previous = None
+    if folder.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".tmp_old_{folder.name}_", dir=folder.parent))
+        os.replace(folder, previous / folder.name)
+    os.replace(staging, folder)
+    if previous is not None:
+        shutil.rmtree(previous)
 
 
 def write_dicom_series(
@@ -141,6 +158,19 @@ def write_dicom_series(
     if data.shape != (columns, rows, len(datasets)):
         raise ValueError(f"{source}: the volume has shape {data.shape}, the series {(columns, rows, len(datasets))}.")
     _check_output_folder(output_folder)
+    output_folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp_{output_folder.name}_", dir=output_folder.parent))
+    try:
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
+        names = _write_series(data, datasets, files, staging, description)
+        _replace_folder(staging, output_folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return [output_folder / name for name in names]
+
+
+def _write_series(data: np.ndarray, datasets: list, files: list[Path], folder: Path, description: str) -> list[str]:
     new_series = generate_uid()
     written = []
     for index, (ds, path) in enumerate(zip(datasets, files)):
@@ -166,9 +196,9 @@ def write_dicom_series(
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta.MediaStorageSOPInstanceUID = sop
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        target = output_folder / f"IM_{index + 1:04d}.dcm"
-        ds.save_as(target, enforce_file_format=True)
-        written.append(target)
+        name = f"IM_{index + 1:04d}.dcm"
+        ds.save_as(folder / name, enforce_file_format=True)
+        written.append(name)
     return written
 
 
@@ -202,6 +232,8 @@ class SaveDenoisedd(MapTransform):
         self.output_postfix = output_postfix
         self.dicom_output = parse_flag(dicom_output, "dicom_output")
         self.path_key = path_key
+        if output_dir:
+            check_writable_folder(output_dir)
 
     def _target(self, source: Path, suffix: str) -> Path:
         folder = Path(self.output_dir) if self.output_dir else source.parent

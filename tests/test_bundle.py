@@ -96,7 +96,7 @@ def test_common_definitions_are_not_copied_into_workflow_configs():
         config = json.loads((CONFIGS / name).read_text())
         for key in common:
             assert config[key] == f"%bundle/configs/common.json#{key}", (name, key)
-    for name in ("evaluate.json", "multi_gpu_train.json"):
+    for name in ("evaluate.json", "multi_gpu_train.json", "persistent_cache.json"):
         config = json.loads((CONFIGS / name).read_text())
         redefined = set(config) & set(common) - {"device", "network", "output_dir"}
         assert not redefined, (name, redefined)
@@ -182,7 +182,8 @@ def test_train_workflow_logs_checkpoints_and_resumes(data, tmp_path):
     workflow.finalize()
     model = tmp_path / "models" / "model.pt"
     NoiseConditionedUNet(features=TINY_FEATURES).load_state_dict(torch.load(model, weights_only=True))
-    assert [p.name for p in (tmp_path / "models" / "checkpoints").iterdir()] == ["checkpoint_2.pt"]
+    # the two newest are kept: a kill while the newest is written still leaves a complete one
+    assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == ["checkpoint_1.pt", "checkpoint_2.pt"]
     assert list((tmp_path / "eval" / "train").glob("events.out.tfevents.*"))
     report = json.loads((tmp_path / "eval" / "train" / "validation_no_reference.json").read_text())
     assert len(report) == 2 and len(report[-1]["volumes"]) == 2
@@ -225,8 +226,26 @@ def test_multi_gpu_train_config_runs_two_processes_on_cpu(data, tmp_path):
         command += [f"--{key}", json.dumps(value) if isinstance(value, list) else str(value)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the checkpoint and model.pt load into the single-process network: same keys and shapes, no DDP "module." prefix
+    single = NoiseConditionedUNet(features=TINY_FEATURES).state_dict()
+    checkpoint = torch.load(tmp_path / "models" / "checkpoints" / "checkpoint_1.pt", weights_only=True)
+    for weights in (checkpoint["network"], checkpoint["ema_network"], torch.load(tmp_path / "models" / "model.pt", weights_only=True)):
+        assert {k: tuple(v.shape) for k, v in weights.items()} == {k: tuple(v.shape) for k, v in single.items()}
+        NoiseConditionedUNet(features=TINY_FEATURES).load_state_dict(weights)
+    # DistributedSampler: each process ran iterations_per_epoch steps; each keeps its own random streams
+    assert checkpoint["trainer"]["iteration"] == TINY_TRAIN["iterations_per_epoch"]
+    ranks = checkpoint["random_state"]["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])
+
+
+def test_persistent_cache_config_caches_the_loaded_volumes_on_disk(data, tmp_path):
+    settings = {**TINY_TRAIN, "max_epochs": 1, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy")}
+    workflow = _workflow(["train.json", "persistent_cache.json"], "train", **settings)
+    assert type(workflow.parser.get_parsed_content("train#dataset")).__name__ == "PersistentDataset"
+    workflow.run()
+    workflow.finalize()
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # one per volume, reused by the next run
     assert (tmp_path / "models" / "model.pt").is_file()
-    assert (tmp_path / "models" / "checkpoints" / "checkpoint_1.pt").is_file()
 
 
 # ---------------------------------------------------------------- inference and evaluation

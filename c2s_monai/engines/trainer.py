@@ -17,6 +17,7 @@ from monai.handlers import LrScheduleHandler, StatsHandler
 from monai.optimizers import WarmupCosineSchedule
 from monai.utils.enums import CommonKeys
 
+from c2s_monai.engines.random_state import RandomState
 from c2s_monai.handlers import ResumeFromCheckpoint, WarmupEMAHandler
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -62,6 +63,18 @@ class GDSMIteration:
         return output
 
 
+def checkpoint_handler(save_dict: dict, checkpoint_dir: str) -> Checkpoint:
+    """ignite's ``Checkpoint`` writing ``checkpoint_<epoch>.pt`` crash-safely.
+
+    ``DiskSaver(atomic=True)`` writes a temporary file and renames it, so a killed run never
+    leaves a truncated checkpoint. Two checkpoints are kept because ``Checkpoint`` deletes the
+    oldest *before* writing the new one: with one, a kill during that write would leave none.
+    ``include_self`` saves the list of written files, so a resumed run goes on rotating them.
+    """
+    saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
+    return Checkpoint(save_dict, saver, n_saved=2, include_self=True, global_step_transform=lambda engine, _: engine.state.epoch)
+
+
 def create_trainer(
     network: torch.nn.Module,
     loss_function: torch.nn.Module,
@@ -82,9 +95,11 @@ def create_trainer(
     Adam, ``warmup_iterations`` of linear warm-up (at most a fifth of the run) then cosine
     decay to zero (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
     (:class:`c2s_monai.handlers.WarmupEMAHandler`), and, with ``checkpoint_dir``, a full
-    checkpoint each epoch (network, EMA, optimiser, scheduler, trainer) written atomically,
-    from which the run resumes when one is there. Returns ``(trainer, ema)``; the EMA
-    weights are ``ema.ema_model``.
+    checkpoint each epoch (network, EMA, optimiser, scheduler, trainer, random streams:
+    :class:`~c2s_monai.engines.RandomState`) written atomically (:func:`checkpoint_handler`),
+    from which the run resumes when one is there: a run killed and started again loses at
+    most the epoch it was in, and ends with the weights of a run never killed. Returns
+    ``(trainer, ema)``; the EMA weights are ``ema.ema_model``.
     """
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     total = epochs * iterations_per_epoch
@@ -107,13 +122,19 @@ def create_trainer(
     ema = WarmupEMAHandler(network, momentum=ema_momentum)
     ema.attach(trainer)
     if checkpoint_dir is not None:
-        save_dict = {"network": network, "ema_network": ema.ema_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-        # ignite's DiskSaver(atomic=True) writes a temporary file then renames it: a killed run
-        # never leaves a truncated checkpoint (MONAI's CheckpointSaver writes in place).
-        saver = DiskSaver(str(checkpoint_dir), atomic=True, require_empty=False)
-        checkpoint = Checkpoint(save_dict, saver, n_saved=1, global_step_transform=lambda engine, _: engine.state.epoch)
+        random_state = RandomState(getattr(train_loader.dataset, "transform", None), getattr(train_loader, "sampler", None))
+        save_dict = {
+            "network": network,
+            "ema_network": ema.ema_model,
+            "optimizer": optimizer,
+            "lr_scheduler": scheduler,
+            "trainer": trainer,
+            "random_state": random_state,
+        }
+        checkpoint = checkpoint_handler(save_dict, checkpoint_dir)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
-        ResumeFromCheckpoint(checkpoint_dir, save_dict, lr_scheduler=scheduler, map_location=device).attach(trainer)
+        load_dict = {**save_dict, "checkpointer": checkpoint}
+        ResumeFromCheckpoint(checkpoint_dir, load_dict, lr_scheduler=scheduler, map_location=device).attach(trainer)
     if progress:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": float(output["loss"])})
     return trainer, ema
