@@ -138,6 +138,19 @@ def _figures(folder: Path, results: dict[str, dict[str, dict]], figures: Path) -
     return names
 
 
+def _missing(results: dict[str, dict[str, dict]], plan) -> list[str]:
+    """A line naming the planned runs with no result yet (an interrupted, resumable run)."""
+    missing = [
+        f"{condition}/{method}"
+        for condition, methods in plan.learned.items()
+        for method in (*plan.classical, *methods)
+        if method not in results.get(condition, {})
+    ]
+    if not missing:
+        return []
+    return [f"**Incomplete run**: {len(missing)} planned runs have no result yet ({', '.join(missing)}); rerun the same command to finish them.", ""]
+
+
 def write_report(folder: Path, plan, target: Path, command: str, commit: str) -> None:
     results = _load(folder)
     speed_path = folder / "speed.json"
@@ -153,6 +166,7 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
         " Sigma known unless the row says estimated (wavelet MAD for Gaussian noise, Rayleigh background for Rician)."
         " PSNR/SSIM peak 1; 'brain' = inside `clean > 0.1`; held-out = 10 slices never trained on; train = every fifth training slice.",
         "",
+        *_missing(results, plan),
         "### Targets",
         "",
         *_targets(results, speed),

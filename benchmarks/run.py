@@ -292,6 +292,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs side by side, one thread each")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from saved results")
+    parser.add_argument("--skip-runs", action="store_true", help="only the speed section (if not saved) and the report")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     plan = QUICK if args.quick else FULL
@@ -303,7 +304,7 @@ def main() -> None:
         jobs += [("classical", condition, m) for m in plan.classical]
         jobs += [("learned", condition, m) for m in methods]
     pending = [(k, c, m) for k, c, m in jobs if not (folder / c / f"{m}.json").is_file()]
-    if not args.report_only and pending:
+    if not (args.report_only or args.skip_runs) and pending:
         print(f"{len(pending)} of {len(jobs)} runs to do; results in {folder}", flush=True)
         context = get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, max_tasks_per_child=1) as pool:
