@@ -162,7 +162,7 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
         "",
         f"Produced by `{command}` at commit `{commit}` (2 CPU cores; learned runs one thread each, two side by side).",
         f"Budget of every learned method: {plan.iterations} iterations of batch 8, 96x96 patches, Adam 2e-3,"
-        " 200 warm-up iterations then cosine to zero, EMA; the same `NoiseConditionedUNet` (BasicUNet 32-32-64-128-256-32)."
+        " warm-up for min(200, a fifth of the run) iterations then cosine to zero, EMA; the same `NoiseConditionedUNet` (BasicUNet 32-32-64-128-256-32)."
         " Sigma known unless the row says estimated (wavelet MAD for Gaussian noise, Rayleigh background for Rician)."
         " PSNR/SSIM peak 1; 'brain' = inside `clean > 0.1`; held-out = 10 slices never trained on; train = every fifth training slice.",
         "",
