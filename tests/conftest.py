@@ -24,6 +24,16 @@ def _seed_everything():
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny networks run fastest so, and subprocesses of the
+    tests run on one thread (OMP_NUM_THREADS=1), which in-process references must match."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_features():
     return TINY_FEATURES
 

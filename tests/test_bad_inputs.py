@@ -41,13 +41,7 @@ TINY = [8, 8, 16, 32, 64, 8]
 SHAPE = (24, 20, 3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread (and the subprocesses run on one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def noisy(seed: int = 0, shape=SHAPE) -> np.ndarray:

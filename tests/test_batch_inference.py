@@ -46,13 +46,7 @@ BAD = {  # input name -> (stage, a fragment of its message)
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread (and the subprocesses run on one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rename(path: Path, name: str) -> Path:

@@ -48,13 +48,7 @@ def scans(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The subprocesses run on one thread (OMP_NUM_THREADS=1): so does the in-process reference, for equal sums."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _command(bundle_root: Path, scans: Path, extra_config: Path | None = None) -> list[str]:

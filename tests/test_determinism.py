@@ -22,13 +22,7 @@ TINY = [8, 8, 16, 32, 64, 8]
 SETTINGS = dict(sigma_data="auto", epochs=2, iterations_per_epoch=2, patch_size=32, batch_size=2, features=TINY, warmup_iterations=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread (and the subprocesses run on one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

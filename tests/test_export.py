@@ -40,12 +40,7 @@ SHIPPED_MODEL = REPO / "bundle" / "models" / "model.pt"
 TOLERANCE = 1e-4  # network outputs are in network units (images scaled to about [0, 1])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from c2s_monai import estimate_sigma_mad
 from c2s_monai.sample_data import dipy_s0_path
@@ -63,12 +62,7 @@ def _background_std(volume: np.ndarray) -> float:
     return float(np.std(np.concatenate([volume[:20, :20].ravel(), volume[-20:, :20].ravel()])))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- the infer task, in process
