@@ -6,6 +6,8 @@
   scan (128x128x10, 2 mm) with real Rician noise: the default noisy scan of the demo.
 - :func:`noisy_mni152_slices`: axial slices of the MNI T1 scaled to [0, 1] with simulated
   noise of a known std, for tests and benchmarks.
+- :func:`mni152_contrast`: the MNI T1 or a co-registered pseudo-T2 / pseudo-PD image built
+  from the template's grey- and white-matter maps (multi-contrast experiments).
 - :func:`write_pretraining_set`: the noisy volumes the shipped checkpoint is trained on.
 """
 
@@ -42,6 +44,41 @@ def mni152_tissue_path(tissue: str) -> Path:
 
 def dipy_s0_path() -> Path:
     return _package_file("dipy", "data", "files", "S0_10slices.nii.gz")
+
+
+# Pseudo-contrast tissue intensities (fraction of the max): CSF, grey matter, white matter, and
+# the factor applied to the T1's non-brain tissue (scalp, fat, muscle). Ordering as in real
+# scans: T2 CSF > GM > WM; PD CSF > GM > WM with a smaller spread.
+PSEUDO_CONTRASTS = {"t2": (1.0, 0.55, 0.35, 0.5), "pd": (0.85, 0.75, 0.6, 0.7)}
+CONTRASTS = ("t1", *PSEUDO_CONTRASTS)
+
+
+def mni152_contrast(name: str) -> np.ndarray:
+    """The MNI volume ``(197, 233, 189)`` of contrast ``name`` (``"t1"``, ``"t2"``, ``"pd"``), in [0, 1].
+
+    ``"t1"`` is the template itself. ``"t2"`` and ``"pd"`` are pseudo-contrasts on the same grid:
+    inside the brain ``c_csf * CSF + c_gm * GM + c_wm * WM`` with the template's GM/WM
+    probability maps and CSF = brain mask - GM - WM (the mask: GM + WM > 0.3, holes filled,
+    closed, so ventricles and sulci are CSF); outside the brain the T1's head tissue times a
+    factor (:data:`PSEUDO_CONTRASTS`). They share every anatomical edge with the T1 but invert
+    its CSF/WM contrast, as a T2 does: a co-registered guide for multi-contrast denoising.
+    """
+    if name not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {name!r}.")
+    t1 = np.asarray(nib.load(str(mni152_t1_path())).dataobj, dtype=np.float32)
+    t1 /= t1.max()
+    if name == "t1":
+        return t1
+    from scipy import ndimage
+
+    gm, wm = (np.asarray(nib.load(str(mni152_tissue_path(t))).dataobj, dtype=np.float32) / 255.0 for t in ("gm", "wm"))
+    brain = ndimage.binary_fill_holes(gm + wm > 0.3)
+    brain = ndimage.binary_fill_holes(ndimage.binary_closing(ndimage.binary_dilation(brain, iterations=1), iterations=4))
+    brain = brain.astype(np.float32)
+    csf = np.clip(brain - gm - wm, 0.0, 1.0)
+    c_csf, c_gm, c_wm, outside = PSEUDO_CONTRASTS[name]
+    volume = brain * (c_csf * csf + c_gm * gm + c_wm * wm) + (1.0 - brain) * outside * t1
+    return (volume / volume.max()).astype(np.float32)
 
 
 def mni152_t1_slices(first: int = 40, last: int = 140, step: int = 2) -> np.ndarray:
