@@ -19,8 +19,7 @@ from monai.utils.enums import CommonKeys
 
 from c2s_monai.engines.random_state import RandomState
 from c2s_monai.handlers import ResumeFromCheckpoint, WarmupEMAHandler
-
-AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from c2s_monai.precision import AUTOCAST_CHOICES, autocast_dtype
 
 
 class GDSMIteration:
@@ -29,17 +28,18 @@ class GDSMIteration:
     Args:
         image_key: batch key of the noisy images ``(B, C, *spatial)`` (channel 0: target).
         sigma_key: batch key of the per-sample data noise level ``(B,)`` in network units.
-        autocast_dtype: ``"float32"`` (no autocast), ``"bfloat16"`` or ``"float16"``: mixed
-            precision for the forward pass on the engine's device (bfloat16 runs on the
-            AMX units of recent Xeon CPUs).
+        autocast_dtype: ``"float32"`` (no autocast), ``"bfloat16"``, ``"float16"`` or ``"auto"``:
+            mixed precision for the forward pass on the engine's device; ``"auto"`` is
+            bfloat16 where the device has native bfloat16 units (AMX CPUs, recent GPUs),
+            see :mod:`c2s_monai.precision`.
     """
 
     def __init__(self, image_key: str = "image", sigma_key: str = "sigma_data", autocast_dtype: str = "float32") -> None:
-        if autocast_dtype not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast_dtype must be one of {tuple(AUTOCAST_DTYPES)}, got {autocast_dtype!r}.")
+        if autocast_dtype not in AUTOCAST_CHOICES:
+            raise ValueError(f"autocast_dtype must be one of {AUTOCAST_CHOICES}, got {autocast_dtype!r}.")
         self.image_key = image_key
         self.sigma_key = sigma_key
-        self.autocast_dtype = AUTOCAST_DTYPES[autocast_dtype]
+        self.autocast_setting = autocast_dtype
 
     def __call__(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         if batchdata is None:
@@ -51,7 +51,9 @@ class GDSMIteration:
         engine.state.output = output
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(torch.device(device).type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+        device_type = torch.device(device).type
+        dtype = autocast_dtype(self.autocast_setting, device_type)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             loss = engine.loss_function(engine.network, noisy, sigma_data)
         output[CommonKeys.LOSS] = loss
         engine.fire_event(IterationEvents.LOSS_COMPLETED)

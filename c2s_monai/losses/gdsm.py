@@ -11,7 +11,7 @@ from torch import nn
 
 from c2s_monai.noise import check_noise_model, recorrupt
 
-TAU_SAMPLINGS = ("tau", "sigma")
+TAU_SAMPLINGS = ("tau", "sigma", "tau_squared")
 
 
 def gdsm_coefficients(
@@ -40,7 +40,10 @@ class GDSMLoss(nn.Module):
         x_\tau = y + \tau z,\quad s_t^2 = s_d^2 + \tau^2
 
     (``tau_sampling="tau"``, the paper's reparameterisation; ``"sigma"`` draws ``s_t``
-    uniformly in ``(s_d, \sqrt{s_d^2 + T^2}]`` instead, for ablations) and minimise
+    uniformly in ``(s_d, \sqrt{s_d^2 + T^2}]`` instead, for ablations; ``"tau_squared"``
+    draws ``tau = T u^2``, density ``\propto \tau^{-1/2}``, importance sampling toward the
+    small ``tau`` that inference at ``s_d`` needs: every ``tau`` has the same minimiser, so
+    this changes the weighting, not the fixed point) and minimise
 
     .. math::
 
@@ -99,6 +102,8 @@ class GDSMLoss(nn.Module):
         tau_limit = self.tau_max * sigma_data
         if self.tau_sampling == "tau":
             return u * tau_limit
+        if self.tau_sampling == "tau_squared":
+            return u**2 * tau_limit
         sigma_total = sigma_data + u * (torch.sqrt(sigma_data**2 + tau_limit**2) - sigma_data)
         return torch.sqrt(sigma_total**2 - sigma_data**2)
 

@@ -1,0 +1,154 @@
+"""The time-to-quality section of ``docs/benchmarks.md`` (issue 8), from ``benchmarks/results/ttq``.
+
+Runs named ``screen*`` form the lever table (one recipe change each, equal wall-clock);
+runs named ``main_*`` are the PSNR-vs-time curves against BM3D, NLM and the supervised bound.
+The section sits between the markers below; the rest of the page is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks.time_to_quality import DEFAULT, RECIPES  # noqa: E402
+
+START, END = "<!-- ttq:start -->", "<!-- ttq:end -->"
+CLASSICAL = Path("benchmarks/results/full")
+
+
+def _reference(condition: str, method: str) -> float | None:
+    """PSNR in the brain on the training slices (the curves' slices) of NLM/BM3D from the full benchmark."""
+    path = CLASSICAL / condition / f"{method}.json"
+    return json.loads(path.read_text())["metrics"]["train"]["psnr_mask"] if path.is_file() else None
+
+
+def first_time_above(curve: list[dict], threshold: float | None) -> float | None:
+    """Training seconds of the first curve point above ``threshold`` (None if never)."""
+    if threshold is None:
+        return None
+    return next((p["train_seconds"] for p in curve if p["psnr_mask"] > threshold), None)
+
+
+def psnr_at(curve: list[dict], seconds: float) -> float | None:
+    """PSNR of the last curve point reached within ``seconds`` of training."""
+    reached = [p["psnr_mask"] for p in curve if p["train_seconds"] <= seconds + 1e-6]
+    return reached[-1] if reached else None
+
+
+def _change(recipe: str) -> str:
+    changes = RECIPES.get(recipe, {})
+    return ", ".join(f"{k} = {v}" for k, v in changes.items()) or "the bundle default"
+
+
+def _fmt(value, spec: str = ".2f", empty: str = "-") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def _screen_table(runs: list[dict]) -> list[str]:
+    base = next((r for r in runs if r["recipe"] == "default"), None)
+    base_psnr = base["final"]["train_flips1"]["psnr_mask"] if base else None
+    lines = [
+        "| recipe | change from the default | steps | PSNR brain, train (dB) | vs default | held-out | held-out, 4 flips |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in sorted(runs, key=lambda r: -r["final"]["train_flips1"]["psnr_mask"]):
+        psnr = run["final"]["train_flips1"]["psnr_mask"]
+        delta = f"{psnr - base_psnr:+.2f}" if base_psnr is not None else "-"
+        lines.append(
+            f"| {run['recipe']} | {_change(run['recipe'])} | {run['iterations']} | {psnr:.2f} | {delta} | "
+            f"{run['final']['held_out_flips1']['psnr_mask']:.2f} | {run['final']['held_out_flips4']['psnr_mask']:.2f} |"
+        )
+    return lines
+
+
+def _main_table(runs: list[dict]) -> list[str]:
+    lines = [
+        "| run | condition | start | threads | steps | 3 min | 5 min | 10 min | 15 min | final, 4 flips | held-out (4 flips) | first above BM3D | first above BM3D + 1 dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        bm3d = _reference(run["condition"], "bm3d")
+        curve = run["curve"]
+        above = first_time_above(curve, bm3d)
+        above1 = first_time_above(curve, bm3d + 1 if bm3d is not None else None)
+        start = "pretrained" if run.get("init") else "scratch"
+        lines.append(
+            f"| {run['name']} | {run['condition']} | {start} | {run['threads']} | {run['iterations']} | "
+            + " | ".join(_fmt(psnr_at(curve, minutes * 60)) for minutes in (3, 5, 10, 15))
+            + f" | {run['final']['train_flips4']['psnr_mask']:.2f} | {run['final']['held_out_flips1']['psnr_mask']:.2f}"
+            f" ({run['final']['held_out_flips4']['psnr_mask']:.2f}) | {_fmt(above and above / 60, '.1f')} min | {_fmt(above1 and above1 / 60, '.1f')} min |"
+        )
+    return lines
+
+
+def _figure(runs: list[dict], path: Path) -> bool:
+    conditions = sorted({r["condition"] for r in runs})
+    if not conditions:
+        return False
+    fig, axes = plt.subplots(1, len(conditions), figsize=(6.5 * len(conditions), 4.5), squeeze=False)
+    for ax, condition in zip(axes[0], conditions):
+        for run in (r for r in runs if r["condition"] == condition):
+            curve = run["curve"]
+            ax.plot([p["train_seconds"] / 60 for p in curve], [p["psnr_mask"] for p in curve], marker="o", label=run["name"])
+        for method, style in (("nlm", ":"), ("bm3d", "--")):
+            value = _reference(condition, method)
+            if value is not None:
+                ax.axhline(value, color="k", linestyle=style, label=method.upper())
+        ax.set_xlabel("training time (min)")
+        ax.set_ylabel("PSNR in the brain, training slices (dB)")
+        ax.set_title(condition.replace("_", " ") + "% noise")
+        ax.set_ylim(bottom=28)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(folder: Path, target: Path) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    screens = [r for r in runs if r["name"].startswith("screen")]
+    mains = [r for r in runs if r["name"].startswith("main_")]
+    defaults = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in DEFAULT.items())
+    lines = [START, "## Time to quality (issue 8)", ""]
+    if screens:
+        minutes = sorted({r["minutes"] for r in screens})
+        lines += [
+            "### Levers, at equal wall-clock",
+            "",
+            f"    python -m benchmarks.time_to_quality run --recipe <recipe> --minutes {minutes[0]:g} --threads 1 --name screen{minutes[0]:g}_<recipe>",
+            "",
+            f"{minutes[0]:g} minutes of training each, one thread, two runs side by side; 6% Gaussian; PSNR of the EMA weights in the brain"
+            f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe: {defaults}.",
+            "",
+            *_screen_table(screens),
+            "",
+        ]
+    if mains:
+        lines += [
+            "### PSNR against training time",
+            "",
+            "    python -m benchmarks.time_to_quality run --recipe <recipe> --condition <condition> --minutes <m> --threads <t> [--init bundle/models/model.pt] --name main_<...>",
+            "",
+            "BM3D and NLM: the full benchmark's values on the same slices (BM3D with the true sigma)."
+            " 'first above': training minutes until the curve (evaluated 10 times per run, no flips) first passes the line.",
+            "",
+            *_main_table(mains),
+            "",
+        ]
+        if _figure(mains, target.parent / "figures" / "time_to_quality.png"):
+            lines += ["![time to quality](figures/time_to_quality.png)", ""]
+    lines.append(END)
+    text = target.read_text() if target.is_file() else "# Benchmarks\n"
+    block = "\n".join(lines)
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    target.write_text(text)
