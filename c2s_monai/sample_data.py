@@ -98,12 +98,25 @@ def noisy_mni152_slices(
     return clean, noisy
 
 
-def write_pretraining_set(folder: str | Path, levels: tuple[float, ...] = (0.03, 0.06, 0.1), seed: int = 0) -> list[Path]:
+def dipy_scan_paths() -> list[Path]:
+    """The real noisy scans of the dipy wheel usable as 3D volumes: ``S0_10slices`` (b=0 DWI,
+    128x128x10, 2 mm), ``test_piesno`` (96x96x14) and ``aniso_vox`` (58x58x24, 4x4x5 mm)."""
+    return [_package_file("dipy", "data", "files", name) for name in ("S0_10slices.nii.gz", "test_piesno.nii.gz", "aniso_vox.nii.gz")]
+
+
+def write_pretraining_set(
+    folder: str | Path,
+    levels: tuple[float, ...] = (0.03, 0.06, 0.1),
+    contrasts: tuple[str, ...] = ("t2", "pd"),
+    seed: int = 0,
+) -> list[Path]:
     """Write the public training set of the shipped checkpoint into ``folder``; return the files.
 
-    Noisy data only, as C2S needs: the MNI T1 (axial slices z = 30..158, step 2, scaled to
-    [0, 1]) with Gaussian and with Rician noise at each of ``levels`` (fractions of the max,
-    one seed per volume), and a copy of dipy's real noisy ``S0_10slices`` scan.
+    Noisy data only, as C2S needs: each of ``contrasts`` (:func:`mni152_contrast`; axial
+    slices z = 30..158, step 2, scaled to [0, 1]) with Gaussian and with Rician noise at each
+    of ``levels`` (fractions of the max, one seed per volume), and copies of dipy's real noisy
+    scans (:func:`dipy_scan_paths`). The T1 is left out by default so that fine-tuning on the
+    benchmark's T1 (docs/benchmarks.md, time to quality) adapts to a contrast never seen.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,11 +125,19 @@ def write_pretraining_set(folder: str | Path, levels: tuple[float, ...] = (0.03,
     affine[:3, 3] += affine[:3, 2] * 30  # the first kept slice is z = 30
     affine[:3, 2] *= 2
     written = []
-    for index, (noise_model, level) in enumerate((m, s) for m in ("gaussian", "rician") for s in levels):
-        _, noisy = noisy_mni152_slices(level, noise_model, seed=seed + index, first=30, last=160, step=2)
-        path = folder / f"mni152_t1_{noise_model}_{round(level * 100)}pct.nii.gz"
-        nib.save(nib.Nifti1Image(np.moveaxis(noisy, 0, -1).astype(np.float32), affine), str(path))
-        written.append(path)
-    scan = folder / dipy_s0_path().name
-    scan.write_bytes(dipy_s0_path().read_bytes())
-    return written + [scan]
+    index = 0
+    for contrast in contrasts:
+        volume = mni152_contrast(contrast)[:, :, 30:160:2]
+        for noise_model in ("gaussian", "rician"):
+            for level in levels:
+                generator = torch.Generator().manual_seed(seed + index)
+                index += 1
+                noisy = add_noise(torch.from_numpy(volume), level, noise_model, generator).numpy()
+                path = folder / f"mni152_{contrast}_{noise_model}_{round(level * 100)}pct.nii.gz"
+                nib.save(nib.Nifti1Image(noisy.astype(np.float32), affine), str(path))
+                written.append(path)
+    for scan in dipy_scan_paths():
+        copy = folder / scan.name
+        copy.write_bytes(scan.read_bytes())
+        written.append(copy)
+    return written
