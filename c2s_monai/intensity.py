@@ -6,6 +6,12 @@ voxel is about 1 whatever the scanner's units. The noise level travels with the 
 ``sigma_net = sigma_image / scale``, either given in the image's units or estimated
 (:mod:`c2s_monai.estimation`) on the scaled image. The denoised output is multiplied by
 ``scale`` again, so it is returned in the input's units (float32).
+
+Multi-contrast inputs (channel 0 the target, channels 1.. co-registered guides, method.md
+section 8) are scaled channel by channel, ``image[c] / scale_c``: each guide by its own
+robust scale, since contrasts come in unrelated units. The noise level and the output
+scale are the target's (``scale_0``); the guides' noise never enters the loss or the
+inferer. ``sigma_data`` may be given per contrast (:func:`contrast_sigma_data`).
 """
 
 from __future__ import annotations
@@ -53,8 +59,38 @@ def check_sigma_data(sigma_data) -> float | str:
     return value
 
 
+def contrast_sigma_data(sigma_data, contrast: str | None) -> float | str:
+    """The ``sigma_data`` of ``contrast``: ``sigma_data[contrast]`` for a mapping by contrast name, else ``sigma_data``.
+
+    Each value is checked by :func:`check_sigma_data`. A mapping without ``contrast`` (or a
+    mapping and no contrast) raises :class:`~c2s_monai.errors.InputError` naming what is missing.
+    """
+    if not isinstance(sigma_data, Mapping):
+        return check_sigma_data(sigma_data)
+    if contrast is None or contrast not in sigma_data:
+        which = "no target contrast was named" if contrast is None else f"it has no value for the {contrast!r} contrast"
+        raise InputError(
+            f"sigma_data is given per contrast ({dict(sigma_data)!r}) but {which}: give a value (image units, or 'auto') "
+            "for every contrast that is denoised."
+        )
+    return check_sigma_data(sigma_data[contrast])
+
+
+def check_contrast_sigmas(sigma_data) -> float | str | dict[str, float | str]:
+    """Validate ``sigma_data``: one setting for every contrast, or a mapping ``{contrast: setting}``."""
+    if isinstance(sigma_data, Mapping):
+        if not sigma_data:
+            raise InputError("sigma_data is an empty mapping: give one value per contrast, e.g. {'t1': 12.5, 't2': 'auto'}.")
+        return {str(name): check_sigma_data(value) for name, value in sigma_data.items()}
+    return check_sigma_data(sigma_data)
+
+
 class ScaleNoisyImage(Transform):
     """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
+
+    Channel 0 (the target) is divided by its own scale ``scale``; each further channel (a guide
+    contrast) by its own robust scale (kept in ``channel_scales``), so every channel is about
+    [0, 1]. The noise level is the target's, in the target's network units.
 
     After each call, ``sigma_source`` says where the level came from: ``"given"`` or
     ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the estimator it chose.
@@ -70,17 +106,25 @@ class ScaleNoisyImage(Transform):
         self.sigma_data = check_sigma_data(sigma_data)
         self.percentile = percentile
         self.sigma_source = "given"
+        self.channel_scales: list[float] = []
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         source = input_name(image)
-        scale = intensity_scale(image[0], self.percentile)
-        scaled = image / scale
-        if not bool(torch.isfinite(scaled).all()):
-            raise InputError(
-                f"{source}: the intensities span too wide a range (the {self.percentile}th percentile of |intensity| is "
-                f"{scale:.3g}, the maximum {float(image[0].abs().max()):.3g}); check the file's scaling (scl_slope, "
-                "RescaleSlope) or clip the outliers."
-            )
+        self.channel_scales = [intensity_scale(image[c], self.percentile) for c in range(image.shape[0])]
+        scale = self.channel_scales[0]
+        if len(self.channel_scales) == 1:
+            scaled = image / scale
+        else:
+            divisors = torch.tensor(self.channel_scales, dtype=image.dtype, device=image.device)
+            scaled = image / divisors.reshape(-1, *([1] * (image.ndim - 1)))
+        for channel, channel_scale in enumerate(self.channel_scales):
+            if not bool(torch.isfinite(scaled[channel]).all()):
+                where = "" if channel == 0 else f" (guide channel {channel})"
+                raise InputError(
+                    f"{source}{where}: the intensities span too wide a range (the {self.percentile}th percentile of "
+                    f"|intensity| is {channel_scale:.3g}, the maximum {float(image[channel].abs().max()):.3g}); check the "
+                    "file's scaling (scl_slope, RescaleSlope) or clip the outliers."
+                )
         if isinstance(self.sigma_data, str):
             method = self.sigma_data
             try:
