@@ -9,6 +9,8 @@
 - :func:`mni152_contrast`: the MNI T1 or a co-registered pseudo-T2 / pseudo-PD image built
   from the template's grey- and white-matter maps (multi-contrast experiments).
 - :func:`write_pretraining_set`: the noisy volumes the shipped checkpoint is trained on.
+- :func:`write_multicontrast_subject`: noisy T1, pseudo-T2 and pseudo-PD volumes of one
+  "subject" on one grid, for multi-contrast tests and demos.
 """
 
 from __future__ import annotations
@@ -140,4 +142,37 @@ def write_pretraining_set(
         copy = folder / scan.name
         copy.write_bytes(scan.read_bytes())
         written.append(copy)
+    return written
+
+
+def write_multicontrast_subject(
+    folder: str | Path,
+    sigma: float = 0.06,
+    noise_model: str = "gaussian",
+    seed: int = 0,
+    first: int = 40,
+    last: int = 140,
+    step: int = 2,
+) -> dict[str, Path]:
+    """Write noisy ``t1``, ``t2`` and ``pd`` volumes of the MNI head into ``folder``; return ``{contrast: path}``.
+
+    Each is :func:`mni152_contrast` (scaled to [0, 1]) at axial slices z = ``first``..``last``
+    (step ``step``) with noise of std ``sigma`` (fraction of the max) of ``noise_model``, its
+    own seed (``seed`` + its index in :data:`CONTRASTS`), and one affine (the template's, for
+    the kept slices): a co-registered multi-contrast subject, ``mni152_<contrast>.nii.gz``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = nib.load(str(mni152_t1_path()))
+    affine = reference.affine.copy()
+    affine[:3, 3] += affine[:3, 2] * first
+    affine[:3, 2] *= step
+    written = {}
+    for index, name in enumerate(CONTRASTS):
+        clean = np.ascontiguousarray(mni152_contrast(name)[:, :, first:last:step])
+        generator = torch.Generator().manual_seed(seed + index)
+        noisy = add_noise(torch.from_numpy(clean), sigma, noise_model, generator).numpy().astype(np.float32)
+        path = folder / f"mni152_{name}.nii.gz"
+        nib.save(nib.Nifti1Image(noisy, affine), str(path))
+        written[name] = path
     return written
