@@ -10,6 +10,9 @@
   file, another network shape) name the checkpoint and say what to do.
 - :class:`ResumeFromCheckpoint`: that loader on the newest checkpoint of a folder, keeping the
   current run's learning-rate schedule length, so a resumed run may also be a longer one.
+- :class:`LoadContrastCheckpoints`: multi-contrast joint mode, one ``LoadCheckpoint`` per
+  target contrast (``<ckpt_dir>/<target>/model.pt``), each after checking the input channel
+  order recorded beside it (:func:`c2s_monai.multicontrast.check_channel_order`).
 - :class:`LossProgressBar`: ignite's ``ProgressBar`` showing the training loss, attachable as a
   plain MONAI ``train_handlers`` entry.
 - :class:`NoReferenceReportHandler` (validation without a clean image): averages the
@@ -41,14 +44,16 @@ from monai.handlers import CheckpointLoader
 from c2s_monai.errors import InputError, describe
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
 from c2s_monai.io import atomic_write, write_text_atomic
+from c2s_monai.multicontrast import check_channel_order, contrast_model_path
 from c2s_monai.writers import parse_flag
 
 __all__ = [
     "DenoisingReportHandler",
-    "LossProgressBar",
-    "NoReferenceReportHandler",
     "EMAWarmup",
     "LoadCheckpoint",
+    "LoadContrastCheckpoints",
+    "LossProgressBar",
+    "NoReferenceReportHandler",
     "ResumeFromCheckpoint",
     "WarmupEMAHandler",
     "latest_checkpoint",
@@ -113,6 +118,17 @@ def qa_figure(
     finally:
         plt.close(figure)
     return Path(output_path)
+
+
+def _contrast_fields(meta) -> dict:
+    """The report entries of a multi-contrast input (:class:`c2s_monai.multicontrast.StackContrasts` meta)."""
+    if "contrasts" not in meta:
+        return {}
+    return {
+        "target_contrast": str(meta.get("target_contrast")),
+        "channels": [str(c) for c in meta["contrasts"]],
+        "channel_files": [_absolute(f) for f in meta.get("contrast_files", [])],
+    }
 
 
 def _absolute(path) -> str | None:
@@ -187,7 +203,7 @@ class DenoisingReportHandler:
             source = sources[index] if index < len(sources) else "unknown"
             try:
                 self._report(engine, item, sigma, source, seconds, len(items))
-            except Exception as error:  # a report must not stop a batch run: the denoised output is written
+            except Exception as error:  # noqa: BLE001  a report must not stop a batch run: the denoised output is written
                 logger.warning("%s: the QA figure or JSON report failed (%s); the denoised output is kept.", item.get(self.path_key), error)
 
     def _report(self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int) -> None:
@@ -208,13 +224,14 @@ class DenoisingReportHandler:
             "sigma_source": sigma_source,
             "flips": len(getattr(engine.inferer, "flips", ())) or None,
             "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
+            **_contrast_fields(meta),
             "seconds_total": seconds,
             "seconds_denoising": max(0.0, self._forward_done - self._start) / count if self._forward_done else None,
             "device": str(engine.state.device),
             **self.extra,
         }
         if sigma:
-            report["no_reference"] = no_reference_metrics(noisy, denoised, sigma)
+            report["no_reference"] = no_reference_metrics(_target_volume(noisy), _target_volume(denoised), sigma)
         if "label" in item and item["label"] is not None:
             report["has_reference"] = True
         write_text_atomic(folder / f"{name}.json", json.dumps(report, indent=2))
@@ -253,7 +270,7 @@ class NoReferenceReportHandler:
         for index, item in enumerate(_items(engine.state.output)):
             if index >= len(sigmas):
                 raise RuntimeError("NoReferenceReportHandler needs an evaluator whose inferer records sigma_used (C2SInferer).")
-            values = no_reference_metrics(item[self.image_key], item[self.pred_key], float(sigmas[index]))
+            values = no_reference_metrics(_target_volume(item[self.image_key]), _target_volume(item[self.pred_key]), float(sigmas[index]))
             values["sigma_data"] = float(sigmas[index])
             values["input"] = str(getattr(item[self.image_key], "meta", {}).get("filename_or_obj", ""))
             self._values.append(values)
@@ -376,6 +393,47 @@ class LoadCheckpoint(CheckpointLoader):
             )
         engine.state.max_epochs = prior_max_epochs
         self.logger.info(f"Restored all variables from {self.load_path}")
+
+
+class LoadContrastCheckpoints:
+    """Load ``<ckpt_dir>/<target>/model.pt`` into ``networks[target]`` for every target, at ``STARTED``.
+
+    Before each is loaded, the input channel order recorded beside it (``contrasts.json``,
+    written by ``train_multicontrast.json`` and :func:`c2s_monai.train_multicontrast`) must be
+    ``channels[target]``: a network used with its guides in another order would return a
+    wrong image without any error. Failures name the checkpoint and say what to do, as
+    :class:`LoadCheckpoint`'s.
+
+    Args:
+        ckpt_dir: folder holding one sub-folder per target contrast.
+        networks: ``nn.ModuleDict`` of one network per target contrast.
+        channels: the input channel order of each target's network.
+        map_location: as ``CheckpointLoader``.
+    """
+
+    def __init__(self, ckpt_dir: PathLike, networks, channels: dict, map_location=None) -> None:
+        missing = [t for t in networks if t not in channels]
+        if missing:
+            raise ValueError(f"no channel order for the targets {missing}.")
+        self.channels = {t: list(channels[t]) for t in networks}
+        self.loaders = {
+            t: LoadCheckpoint(load_path=str(contrast_model_path(ckpt_dir, t)), load_dict={"model": networks[t]}, map_location=map_location)
+            for t in networks
+        }
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        for target, loader in self.loaders.items():
+            if not Path(loader.load_path).is_file():
+                raise FileNotFoundError(
+                    f"{loader.load_path}: no {target} model; train it (train_multicontrast.json with --target_contrast "
+                    f"{target} and the same bundle_root) or leave {target} out of this run (--joint false "
+                    "--target_contrast NAME)."
+                )
+            check_channel_order(loader.load_path, self.channels[target])
+            loader(engine)
 
 
 class ResumeFromCheckpoint(LoadCheckpoint):

@@ -17,18 +17,29 @@ the network needs beyond the image:
 
 The sigma used for each sample (image units) is kept in ``inferer.sigma_used``, and where it
 came from (``"given"`` or ``"estimated (<estimator>)"``) in ``inferer.sigma_source``.
+
+Multi-contrast joint mode (:mod:`c2s_monai.multicontrast`): ``network`` may be an
+``nn.ModuleDict`` of one network per target contrast and ``sigma_data`` a mapping
+``{contrast: sigma}``; each sample's target is then named by ``target_contrast`` (a MONAI
+evaluator passes it from the batch with ``monai.engines.PrepareBatchExtraInput``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer, SlidingWindowInferer
+from torch import nn
 from tqdm import tqdm
 
-from c2s_monai.intensity import ScaleNoisyImage
+from c2s_monai.errors import InputError
+from c2s_monai.intensity import (
+    ScaleNoisyImage,
+    check_contrast_sigmas,
+    contrast_sigma_data,
+)
 
 FLIP_ENSEMBLES = {
     1: ((),),
@@ -41,7 +52,8 @@ class C2SInferer(Inferer):
     """Slice-wise, batched, padded C2S denoising (see the module docstring).
 
     Args:
-        sigma_data: noise std in the image's units, or ``"auto"``/``"mad"``/``"background"``.
+        sigma_data: noise std in the image's units, or ``"auto"``/``"mad"``/``"background"``;
+            or a mapping of those by target contrast name.
         flips: 1 (no ensembling), 2 or 4 test-time flips of the in-plane axes.
         slice_batch: slices per forward pass.
         roi_size: in-plane size above which a sliding window is used.
@@ -53,7 +65,7 @@ class C2SInferer(Inferer):
 
     def __init__(
         self,
-        sigma_data: float | str = "auto",
+        sigma_data: float | str | Mapping[str, float | str] = "auto",
         flips: int = 4,
         slice_batch: int = 8,
         roi_size: Sequence[int] = (256, 256),
@@ -69,7 +81,11 @@ class C2SInferer(Inferer):
             raise ValueError(f"slice_batch must be >= 1, got {slice_batch!r}.")
         if autocast_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"autocast_dtype must be 'float32' or 'bfloat16', got {autocast_dtype!r}.")
-        self.scaler = ScaleNoisyImage(sigma_data, percentile)
+        sigma_data = check_contrast_sigmas(sigma_data)
+        self.percentile = percentile
+        # one setting: its scaler, reused; per contrast: resolved per sample
+        self.scaler = None if isinstance(sigma_data, Mapping) else ScaleNoisyImage(sigma_data, percentile)
+        self.sigma_by_contrast = sigma_data if isinstance(sigma_data, Mapping) else None
         self.flips = FLIP_ENSEMBLES[flips]
         self.slice_batch = int(slice_batch)
         self.roi_size = tuple(int(r) for r in roi_size)
@@ -98,16 +114,48 @@ class C2SInferer(Inferer):
             total += out.flip(dims) if dims else out
         return (total / len(self.flips))[..., :height, :width]
 
+    def _scaler(self, sigma_data, target: str | None) -> ScaleNoisyImage:
+        if sigma_data is None and self.scaler is not None:
+            return self.scaler
+        setting = self.sigma_by_contrast if sigma_data is None else sigma_data
+        return ScaleNoisyImage(contrast_sigma_data(setting, target), self.percentile)
+
+    @staticmethod
+    def _network(network, target: str | None):
+        if not isinstance(network, nn.ModuleDict):
+            return network
+        if target not in network:
+            raise InputError(
+                f"no network for the target contrast {target!r} (networks for {list(network.keys())}): name the target of "
+                "each input (target_contrast) and give a network for it."
+            )
+        return network[target]
+
     @torch.no_grad()
-    def __call__(self, inputs: torch.Tensor, network, sigma_data: float | str | None = None) -> torch.Tensor:  # type: ignore[override]
-        """Denoise ``inputs`` ``(B, C, H, W[, D])``; ``sigma_data`` overrides the configured one."""
+    def __call__(  # type: ignore[override]
+        self,
+        inputs: torch.Tensor,
+        network,
+        sigma_data: float | str | Mapping | None = None,
+        target_contrast: str | Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        """Denoise ``inputs`` ``(B, C, H, W[, D])``.
+
+        ``sigma_data`` overrides the configured one; ``target_contrast`` names each sample's
+        target contrast (one name, or one per sample), which picks its network from an
+        ``nn.ModuleDict`` and its sigma from a mapping.
+        """
         if inputs.ndim not in (4, 5):
             raise ValueError(f"C2SInferer needs (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}.")
-        scaler = self.scaler if sigma_data is None else ScaleNoisyImage(sigma_data, self.scaler.percentile)
+        targets = [target_contrast] * len(inputs) if target_contrast is None or isinstance(target_contrast, str) else list(target_contrast)
+        if len(targets) != len(inputs):
+            raise ValueError(f"target_contrast names {len(targets)} targets for {len(inputs)} samples.")
         was_training = network.training
         network.eval()
         outputs, self.sigma_used, self.sigma_source = [], [], []
-        for sample in torch.as_tensor(inputs).float():
+        for sample, target in zip(torch.as_tensor(inputs).float(), targets):
+            sample_network = self._network(network, target)
+            scaler = self._scaler(sigma_data, target)
             scaled, sigma, scale = scaler(sample)
             self.sigma_used.append(sigma * scale)
             self.sigma_source.append(scaler.sigma_source)
@@ -115,7 +163,7 @@ class C2SInferer(Inferer):
             slices = volume.permute(3, 0, 1, 2)
             starts = range(0, slices.shape[0], self.slice_batch)
             denoised = [
-                self._denoise_slices(network, slices[start : start + self.slice_batch], sigma)
+                self._denoise_slices(sample_network, slices[start : start + self.slice_batch], sigma)
                 for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
             ]
             denoised = torch.cat(denoised).permute(1, 2, 3, 0)

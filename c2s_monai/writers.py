@@ -33,7 +33,13 @@ from monai.transforms import MapTransform
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from c2s_monai.errors import InputError
-from c2s_monai.io import atomic_write, check_output_path, check_writable_folder, current_umask, save_like
+from c2s_monai.io import (
+    atomic_write,
+    check_output_path,
+    check_writable_folder,
+    current_umask,
+    save_like,
+)
 from c2s_monai.readers import NIFTI_SUFFIXES, input_kind, read_dicom_series
 
 __all__ = ["SaveDenoisedd", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
@@ -212,6 +218,9 @@ class SaveDenoisedd(MapTransform):
         output_postfix: appended to the input name after ``_``.
         dicom_output: write a DICOM series (for DICOM inputs) instead of NIfTI.
         path_key: key where the written path is stored.
+        subfolder_key: key of a sub-folder of ``output_dir`` for the item (multi-contrast: the
+            subject id, so subjects whose files share names do not share outputs); an absent
+            or empty value writes into ``output_dir``.
     """
 
     def __init__(
@@ -222,6 +231,7 @@ class SaveDenoisedd(MapTransform):
         output_postfix: str = "denoised",
         dicom_output: bool = False,
         path_key: str = "output_path",
+        subfolder_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -232,11 +242,12 @@ class SaveDenoisedd(MapTransform):
         self.output_postfix = output_postfix
         self.dicom_output = parse_flag(dicom_output, "dicom_output")
         self.path_key = path_key
+        self.subfolder_key = subfolder_key
         if output_dir:
             check_writable_folder(output_dir)
 
-    def _target(self, source: Path, suffix: str) -> Path:
-        folder = Path(self.output_dir) if self.output_dir else source.parent
+    def _target(self, source: Path, suffix: str, subfolder: str = "") -> Path:
+        folder = (Path(self.output_dir) / subfolder if subfolder else Path(self.output_dir)) if self.output_dir else source.parent
         return folder / f"{output_stem(source)}_{self.output_postfix}{suffix}"
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
@@ -247,18 +258,19 @@ class SaveDenoisedd(MapTransform):
             raise ValueError(f"`{self.reference_key}` carries no source filename: load it with LoadVolumed/LoadImaged.")
         source = Path(str(meta["filename_or_obj"]))
         kind = input_kind(source)
+        subfolder = str(d.get(self.subfolder_key) or "") if self.subfolder_key else ""
         for key in self.key_iterator(d):
             if kind == "dicom" and self.dicom_output:
-                target = self._target(source, "")
+                target = self._target(source, "", subfolder)
                 write_dicom_series(d[key], source, target, description=f"C2S {self.output_postfix}")
             elif kind == "nifti":
-                target = save_like(d[key], source, self._target(source, ".nii.gz"))
+                target = save_like(d[key], source, self._target(source, ".nii.gz", subfolder))
             else:
                 if self.dicom_output:
                     logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", source)
                 affine = meta.get("affine")
                 affine = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
-                target = self._target(source, ".nii.gz")
+                target = self._target(source, ".nii.gz", subfolder)
                 check_output_path(source, target)
                 save_nifti(d[key], affine, target)
             d[self.path_key] = str(target)
