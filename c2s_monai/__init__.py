@@ -1,7 +1,19 @@
 """c2s-monai: Corruption2Self (Tu, Shi & Lam, ICLR 2025) self-supervised MRI denoising on MONAI."""
 
-from c2s_monai.api import denoise, denoise_files, load_network, train
-from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad
+from c2s_monai.api import (
+    denoise,
+    denoise_files,
+    denoise_subject,
+    denoise_subjects,
+    load_network,
+    train,
+    train_multicontrast,
+)
+from c2s_monai.estimation import (
+    estimate_sigma,
+    estimate_sigma_background,
+    estimate_sigma_mad,
+)
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
@@ -18,10 +30,13 @@ __all__ = [
     "add_noise",
     "denoise",
     "denoise_files",
+    "denoise_subject",
+    "denoise_subjects",
     "estimate_sigma",
     "estimate_sigma_background",
     "estimate_sigma_mad",
     "load_network",
     "recorrupt",
     "train",
+    "train_multicontrast",
 ]

@@ -4,6 +4,13 @@
     model = train(["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"], "runs/t1")
     denoise("sub-03_T1w.nii.gz", model)            # writes sub-03_T1w_denoised.nii.gz
 
+Multi-contrast (method.md section 8, docs/multicontrast.md): one network per target
+contrast, the subject's other contrasts as guides:
+
+    from c2s_monai import train_multicontrast, denoise_subject
+    train_multicontrast("subjects.csv", "runs/mc")          # runs/mc/<contrast>/model.pt
+    denoise_subject({"t1": "t1.nii.gz", "t2": "t2.nii.gz", "flair": "flair.nii.gz"}, "runs/mc")
+
 ``train`` writes ``<output_dir>/model.pt`` (the EMA weights, a plain state dict as in a
 MONAI bundle), ``<output_dir>/model_config.json`` (the network's arguments and the
 training settings) and, every epoch, a full checkpoint in ``<output_dir>/checkpoints``
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -29,7 +36,11 @@ from c2s_monai.engines import create_trainer
 from c2s_monai.errors import InputError, describe
 from c2s_monai.handlers import read_checkpoint
 from c2s_monai.inferers import C2SInferer
-from c2s_monai.intensity import check_sigma_data
+from c2s_monai.intensity import (
+    check_contrast_sigmas,
+    check_sigma_data,
+    contrast_sigma_data,
+)
 from c2s_monai.io import (
     atomic_write,
     check_output_path,
@@ -40,6 +51,19 @@ from c2s_monai.io import (
     write_text_atomic,
 )
 from c2s_monai.losses import GDSMLoss
+from c2s_monai.multicontrast import (
+    StackContrastsd,
+    check_channel_order,
+    check_contrasts,
+    contrast_model_path,
+    datalist_contrasts,
+    load_datalist,
+    read_channel_order,
+    record_channel_order,
+    require_contrasts,
+    rotate_target,
+    target_items,
+)
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.readers import input_kind, list_inputs
 from c2s_monai.transforms import EnsureVolume
@@ -73,22 +97,37 @@ def train(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    channels: Sequence[str] | None = None,
+    resample_guides: bool = False,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
     All arguments are the method's knobs (``shared/method.md``); ``sigma_data`` is the noise
     std in the images' units or ``"auto"`` (estimated per volume). Training resumes from
     ``<output_dir>/checkpoints`` when a checkpoint is there.
+
+    Multi-contrast (:func:`train_multicontrast` calls it so): with ``channels`` (the target
+    contrast, then its guides), ``files`` are subjects ``{contrast: file}`` and the network
+    takes ``len(channels)`` image channels; ``sigma_data`` is the target's; the channel order
+    is recorded beside the weights (``contrasts.json``).
     """
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
     set_determinism(seed)
-    network_args = {"spatial_dims": 2, "in_channels": 1, "features": list(features), "conditioning": conditioning}
+    if channels is not None:
+        channels = check_contrasts(channels)
+    in_channels = len(channels) if channels else 1
+    network_args = {"spatial_dims": 2, "in_channels": in_channels, "features": list(features), "conditioning": conditioning}
     network = NoiseConditionedUNet(**network_args).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     # loads and checks every file first: a bad one stops the run before anything is written
-    loader = training_loader([str(f) for f in files], sigma_data, patch_size, batch_size, iterations_per_epoch, seed)
+    items = [str(f) for f in files] if channels is None else list(files)
+    loader = training_loader(
+        items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides
+    )
     check_writable_folder(checkpoint_dir)
+    if channels is not None:
+        record_channel_order(output_dir / MODEL_FILE, channels)
     trainer, ema = create_trainer(
         network,
         loss,
@@ -122,20 +161,27 @@ def train(
             "sigma_target_ratio": sigma_target_ratio,
             "max_weight": max_weight,
             "seed": seed,
+            **({"channels": channels, "resample_guides": bool(parse_flag(resample_guides))} if channels else {}),
         },
     }
     write_text_atomic(output_dir / CONFIG_FILE, json.dumps(settings, indent=2))
     return model_path
 
 
-def load_network(model_path: str | os.PathLike, device: str = "cpu") -> NoiseConditionedUNet:
-    """Build the network described by ``model_config.json`` beside ``model_path`` and load its weights."""
+def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels: int | None = None) -> NoiseConditionedUNet:
+    """Build the network described by ``model_config.json`` beside ``model_path`` and load its weights.
+
+    ``in_channels`` is used when there is no ``model_config.json`` to say it (a multi-contrast
+    bundle checkpoint, whose channels ``contrasts.json`` records).
+    """
     model_path = Path(model_path)
     config_path = model_path.parent / CONFIG_FILE
     try:
         network_args = json.loads(config_path.read_text())["network"] if config_path.is_file() else {}
     except (ValueError, KeyError) as error:
         raise InputError(f"{config_path}: not a model_config.json written by c2s_monai.train ({error}); restore or remove it.") from error
+    if in_channels is not None:
+        network_args = {"in_channels": int(in_channels), **network_args}
     network = NoiseConditionedUNet(**network_args)
     state = read_checkpoint(model_path, map_location=device)
     try:
@@ -226,7 +272,201 @@ def denoise_files(
     for file in files:
         try:
             summary.denoised(file, denoise(file, network, default_output_path(file, output_dir), device=device, **options))
-        except Exception as error:  # one input's failure is not the run's
+        except Exception as error:  # noqa: BLE001  one input's failure is not the run's
             summary.failed(file, "denoise", error)
+    summary.write()
+    return summary
+
+
+# ------------------------------------------------------------------ multi-contrast
+
+
+def _names(value) -> list[str] | None:
+    return None if value is None else check_contrasts(value)
+
+
+def train_multicontrast(
+    subjects: str | os.PathLike | Sequence[Mapping[str, str]],
+    output_dir: str | os.PathLike,
+    contrasts: Sequence[str] | str | None = None,
+    targets: Sequence[str] | str | None = None,
+    sigma_data: float | str | Mapping[str, float | str] = "auto",
+    resample_guides: bool = False,
+    **options,
+) -> dict[str, Path]:
+    """Train one multi-contrast network per target contrast; return ``{target: <output_dir>/<target>/model.pt}``.
+
+    The network for target ``t`` takes the channels ``rotate_target(contrasts, t)``: ``t``
+    (re-corrupted and predicted) then the other contrasts as guides (method.md section 8).
+    One network per target, because a network knows each guide only by its position; the
+    order is recorded beside the weights (``contrasts.json``) and checked when it is used.
+
+    Args:
+        subjects: a datalist file (JSON/CSV, :func:`c2s_monai.multicontrast.load_datalist`) or its entries.
+        output_dir: one sub-folder per target (weights, ``model_config.json``, ``contrasts.json``, checkpoints).
+        contrasts: the channel order (default: the datalist's order).
+        targets: the contrasts to train a network for (default: all of them, for joint mode).
+        sigma_data: one setting for every contrast, or ``{contrast: sigma or "auto"}`` (image units).
+        resample_guides: resample guides on another grid onto the target's (else they are refused).
+        options: the keywords of :func:`train` (``epochs``, ``features``, ``patch_size``, ...).
+    """
+    subject_list = load_datalist(subjects, contrasts)
+    names = check_contrasts(contrasts) if contrasts is not None else datalist_contrasts(subject_list)
+    targets = _names(targets) or names
+    check_contrast_sigmas(sigma_data)
+    models = {}
+    for target in targets:
+        channels = rotate_target(names, target)
+        logger.info("training the %s network (input channels %s)", target, channels)
+        models[target] = train(
+            subject_list, Path(output_dir) / target, sigma_data=contrast_sigma_data(sigma_data, target),
+            channels=channels, resample_guides=resample_guides, **options,
+        )
+    return models
+
+
+def _contrast_network(model, target: str, contrasts: list[str] | None, fallback: list[str], device: str):
+    """The network for ``target`` and its input channel order (the recorded one unless ``contrasts`` is given)."""
+    entry = model.get(target) if isinstance(model, Mapping) else contrast_model_path(model, target)
+    if entry is None:
+        raise InputError(f"no model for the target contrast {target!r} (models for {sorted(model)}); give one, or leave {target} out (targets).")
+    expected = rotate_target(contrasts if contrasts is not None else fallback, target)
+    if isinstance(entry, torch.nn.Module):
+        return entry.to(device).eval(), expected
+    path = Path(entry)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no {target} model; train it (c2s_monai.train_multicontrast, c2s-monai train-multicontrast) or "
+            f"leave {target} out of this run (targets)."
+        )
+    recorded = read_channel_order(path)
+    channels = recorded if contrasts is None and recorded is not None else check_channel_order(path, expected)
+    if channels[0] != target:
+        raise InputError(f"{path}: a {channels[0]} model ({channels}), not a {target} one; give the {target} model.")
+    network = load_network(path, device, in_channels=len(channels))
+    if getattr(network, "in_channels", len(channels)) != len(channels):
+        raise InputError(f"{path}: takes {network.in_channels} image channels, this run stacks {len(channels)} ({channels}).")
+    return network, channels
+
+
+def _plan(model, targets: list[str], contrasts: list[str] | None, fallback: list[str], device: str) -> dict:
+    return {t: _contrast_network(model, t, contrasts, fallback, device) for t in targets}
+
+
+def _denoise_planned(
+    files: Mapping[str, str], plan: dict, output_dir, subject: str, sigma_data, flips: int, device: str, resample_guides: bool
+) -> dict[str, Path]:
+    """Denoise every target of ``plan`` for one subject, then write the outputs (all or none)."""
+    label = f"subject {subject}" if subject else f"the subject of {next(iter(files.values()), '?')}"
+    for _, channels in plan.values():
+        require_contrasts(files, channels, label)
+    folder = (Path(output_dir) / subject if subject else Path(output_dir)) if output_dir is not None else None
+    outputs = {t: check_output_path(files[t], default_output_path(files[t], folder)) for t in plan}
+    if len(set(outputs.values())) < len(outputs):
+        raise InputError(f"{label}: two of its target files share a name, so their outputs would too ({sorted(map(str, outputs.values()))}); rename one.")
+    check_writable_folder(folder if folder is not None else Path(files[next(iter(plan))]).parent, create=False)
+    needed = list(dict.fromkeys(c for _, channels in plan.values() for c in channels))
+    volumes = {c: load_volume(files[c]) for c in needed}
+    inferer = C2SInferer(sigma_data=sigma_data, flips=flips)
+    results = {}
+    for target, (network, channels) in plan.items():
+        image = StackContrastsd(channels, target=target, resample=resample_guides)(volumes)["image"]
+        results[target] = inferer(image.unsqueeze(0).to(device), network, target_contrast=target)[0, 0]
+        logger.info("%s (%s): sigma_data = %.6g (image units, %s), channels %s", files[target], target, inferer.sigma_used[0], inferer.sigma_source[0], channels)
+    written = {}
+    for target, result in results.items():
+        if input_kind(files[target]) == "nifti":
+            written[target] = save_like(result, files[target], outputs[target])
+        else:
+            written[target] = save_nifti(result, volumes[target].meta["affine"], outputs[target])
+    return written
+
+
+def denoise_subject(
+    files: Mapping[str, str | os.PathLike],
+    model: str | os.PathLike | Mapping[str, str | os.PathLike | torch.nn.Module],
+    output_dir: str | os.PathLike | None = None,
+    contrasts: Sequence[str] | str | None = None,
+    targets: Sequence[str] | str | None = None,
+    sigma_data: float | str | Mapping[str, float | str] = "auto",
+    flips: int = 4,
+    device: str = "cpu",
+    resample_guides: bool = False,
+    subject: str | None = None,
+) -> dict[str, Path]:
+    """Denoise the contrasts of one subject, each guided by the others (joint mode); return ``{target: output}``.
+
+    Each target ``t`` is denoised by its own network (``<model>/<t>/model.pt`` as
+    :func:`train_multicontrast` writes them, or ``model[t]``: a path or a module) at its own
+    ``sigma_data`` and written as ``<name>_denoised.nii.gz`` with its input's affine and header,
+    beside it or in ``output_dir`` (``output_dir/<subject>`` with ``subject``). The inputs are
+    never overwritten, and outputs are written only when every target is denoised.
+
+    Args:
+        files: ``{contrast: file}`` of one subject (NIfTI, DICOM series folders, HDF5).
+        contrasts: the channel order; by default each network's recorded order
+            (``contrasts.json``), else ``files``' order. Given, it must match the recorded one.
+        targets: the contrasts to denoise (default: every contrast with a file, or the keys of ``model``).
+        sigma_data: one setting, or ``{contrast: sigma or "auto"}`` (image units).
+        resample_guides: resample guides on another grid onto each target's (else they are refused).
+
+    Raises:
+        InputError: before anything is written, for a missing target or guide (naming the
+            subject and contrast), files off the target's grid, a model of another channel order.
+    """
+    present = {str(c): str(p) for c, p in files.items() if p}
+    names = _names(contrasts)
+    default_targets = [t for t in (names or list(present)) if not isinstance(model, Mapping) or t in model]
+    targets = _names(targets) or default_targets
+    check_contrast_sigmas(sigma_data)
+    plan = _plan(model, targets, names, list(present) if names is None else names, device)
+    return _denoise_planned(present, plan, output_dir, subject or "", sigma_data, flips, device, resample_guides)
+
+
+def denoise_subjects(
+    subjects: str | os.PathLike | Sequence[Mapping[str, str]],
+    model: str | os.PathLike | Mapping[str, str | os.PathLike | torch.nn.Module],
+    output_dir: str | os.PathLike | None = None,
+    summary_file: str | os.PathLike | None = None,
+    contrasts: Sequence[str] | str | None = None,
+    targets: Sequence[str] | str | None = None,
+    device: str = "cpu",
+    **options,
+) -> BatchSummary:
+    """Denoise every subject of a datalist (:func:`denoise_subject`), going on past a bad subject.
+
+    A subject that fails (a missing guide, files off-grid, a bad file) is recorded for each of
+    its targets and nothing is written for it; the summary (``summary_file``, default
+    ``<output_dir>/summary.json``) lists every target file, and its ``check()`` raises if
+    any failed. With an ``output_dir``, subjects whose files share names need ids (``subject``):
+    their outputs go to ``<output_dir>/<subject>/``.
+
+    Args:
+        subjects: a datalist file or its entries (:func:`c2s_monai.multicontrast.load_datalist`).
+        model, contrasts, targets, device, options: as :func:`denoise_subject` (``sigma_data``, ``flips``, ``resample_guides``).
+    """
+    subject_list = load_datalist(subjects, contrasts)
+    names = _names(contrasts)
+    order = names or datalist_contrasts(subject_list)
+    targets = _names(targets) or [t for t in order if not isinstance(model, Mapping) or t in model]
+    check_contrast_sigmas(options.get("sigma_data", "auto"))
+    items = target_items(subject_list, targets, check_outputs=output_dir is not None)
+    plan = _plan(model, targets, names, order, device)
+    if output_dir is not None:
+        check_writable_folder(output_dir)
+    summary_file = summary_file if summary_file is not None else (Path(output_dir) / "summary.json" if output_dir is not None else None)
+    summary = BatchSummary(summary_file, inputs=[item["source"] for item in items])
+    flips, sigma_data = options.get("flips", 4), options.get("sigma_data", "auto")
+    resample_guides = options.get("resample_guides", False)
+    for index, subject in enumerate(subject_list):
+        files = {c: p for c, p in subject.items() if c != "subject"}
+        try:
+            written = _denoise_planned(files, plan, output_dir, subject["subject"], sigma_data, flips, device, resample_guides)
+        except Exception as error:  # noqa: BLE001  one subject's failure is not the run's
+            for item in items[index * len(targets) : (index + 1) * len(targets)]:  # target_items: subject by subject
+                summary.failed(item["source"], "denoise", error)
+            continue
+        for target, path in written.items():
+            summary.denoised(files[target], path)
     summary.write()
     return summary

@@ -1,16 +1,19 @@
-"""Command line: ``c2s-monai demo|train|denoise|estimate-sigma|export-onnx`` (``python -m c2s_monai ...``).
+"""Command line: ``c2s-monai demo|train|denoise|train-multicontrast|denoise-multicontrast|estimate-sigma|export-onnx``.
 
     c2s-monai demo --output_dir runs/demo
 
     c2s-monai train scans/*.nii.gz --output_dir runs/t1 --epochs 20
     c2s-monai denoise scans/ new_scan.nii.gz --model runs/t1/model.pt --output_dir denoised/
     c2s-monai denoise dwi.nii.gz --model runs/t1/model.pt --each_volume true
+    c2s-monai train-multicontrast subjects.csv --output_dir runs/mc --epochs 20
+    c2s-monai denoise-multicontrast subjects.csv --model runs/mc --output_dir denoised/
     c2s-monai estimate-sigma scan.nii.gz --method background
     c2s-monai export-onnx runs/t1/model.pt --output runs/t1/model.onnx
 
-``denoise`` goes on past a bad input, writes a JSON summary of every input at the end and
-exits with status 1 if any failed. A bad input, model or setting ends any command with one
-``error: ...`` line (exit status 1) instead of a traceback.
+(also ``python -m c2s_monai ...``). ``denoise`` and ``denoise-multicontrast`` go on past a bad
+input (subject), write a JSON summary of every input at the end and exit with status 1 if any
+failed. A bad input, model or setting ends any command with one ``error: ...`` line (exit
+status 1) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from pathlib import Path
 
 import fire
 
-from c2s_monai.api import denoise, denoise_files, load_network, train
+from c2s_monai.api import (
+    denoise,
+    denoise_files,
+    denoise_subjects,
+    load_network,
+    train,
+    train_multicontrast,
+)
 from c2s_monai.batch import BatchFailedError
 from c2s_monai.errors import InputError, root_cause
 from c2s_monai.estimation import estimate_sigma
@@ -51,6 +61,27 @@ def _denoise(*inputs: str, model: str, output_dir: str | None = None, summary: s
     return [r["output"] for r in result.as_dict()["results"]]
 
 
+def _train_multicontrast(datalist: str, output_dir: str = "runs/c2s_multicontrast", **options):
+    """Train one network per target contrast on a datalist (JSON/CSV of each subject's contrasts): ``<output_dir>/<contrast>/model.pt``.
+
+    Options: ``contrasts`` (channel order), ``targets``, ``sigma_data`` (one value or
+    ``{contrast: value}``), ``resample_guides``, and every keyword of ``c2s_monai.train``.
+    """
+    return {target: str(path) for target, path in train_multicontrast(datalist, output_dir, **options).items()}
+
+
+def _denoise_multicontrast(datalist: str, model: str, output_dir: str | None = None, summary: str | None = None, **options):
+    """Denoise every contrast of every subject of a datalist, each guided by the others (joint mode).
+
+    ``model`` is the folder ``train-multicontrast`` wrote (``<model>/<contrast>/model.pt``).
+    Options: ``contrasts``, ``targets``, ``sigma_data``, ``flips``, ``resample_guides``, ``device``.
+    """
+    summary = summary or (str(Path(output_dir) / "summary.json") if output_dir else SUMMARY_FILE)
+    result = denoise_subjects(datalist, model, output_dir=output_dir, summary_file=summary, **options)
+    result.check()
+    return [r["output"] for r in result.as_dict()["results"]]
+
+
 def _estimate_sigma(file: str, method: str = "mad") -> float:
     """Print the noise std of ``file`` in its own units (``mad`` or ``background``)."""
     return estimate_sigma(load_volume(file)[0], method)
@@ -73,7 +104,17 @@ def _demo(output_dir: str = "runs/demo", epochs: int = 3, **options):
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        fire.Fire({"demo": _demo, "train": _train, "denoise": _denoise, "estimate-sigma": _estimate_sigma, "export-onnx": _export_onnx})
+        fire.Fire(
+            {
+                "demo": _demo,
+                "train": _train,
+                "denoise": _denoise,
+                "train-multicontrast": _train_multicontrast,
+                "denoise-multicontrast": _denoise_multicontrast,
+                "estimate-sigma": _estimate_sigma,
+                "export-onnx": _export_onnx,
+            }
+        )
     except Exception as error:
         cause = root_cause(error)
         if isinstance(cause, (InputError, FileNotFoundError, BatchFailedError)):

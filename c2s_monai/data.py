@@ -6,11 +6,16 @@ units with its noise level) is cached by MONAI's ``CacheDataset``, and every dra
 90-degree rotations. A sampler with replacement sets the epoch length in iterations,
 independent of the number of volumes; in distributed training :class:`EpochDataset` gives a
 ``DistributedSampler`` that many items per process.
+
+Multi-contrast training (:mod:`c2s_monai.multicontrast`) uses one item per subject: its
+contrasts are loaded, checked, stacked into one image with the target first
+(:func:`multicontrast_volume_transforms`) and cropped together, so the guides' patches lie
+on the target's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from monai.data import CacheDataset, DataLoader
@@ -25,6 +30,8 @@ from monai.transforms import (
 )
 
 from c2s_monai.intensity import ScaleNoisyImaged
+from c2s_monai.multicontrast import StackContrastsd, target_items
+from c2s_monai.readers import LoadVolumed
 from c2s_monai.transforms import EnsureVolumed
 
 
@@ -35,6 +42,28 @@ def volume_transforms(keys: str = "image", sigma_data: float | str = "auto", per
             LoadImaged(keys, image_only=True, ensure_channel_first=True),
             EnsureVolumed(keys),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile),
+        ]
+    )
+
+
+def multicontrast_volume_transforms(
+    contrasts: Sequence[str],
+    sigma_data: float | str = "auto",
+    percentile: float = 99.5,
+    resample_guides: bool = False,
+    tolerance: float = 1e-3,
+) -> Compose:
+    """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), scale.
+
+    ``sigma_data`` is the target's (:func:`c2s_monai.intensity.contrast_sigma_data`).
+    """
+    contrasts = list(contrasts)
+    return Compose(
+        [
+            LoadVolumed(contrasts, allow_missing_keys=True),
+            EnsureVolumed(contrasts, num_channels=1, allow_missing_keys=True),
+            StackContrastsd(contrasts, output_key="image", resample=resample_guides, tolerance=tolerance),
+            ScaleNoisyImaged("image", sigma_data=sigma_data, percentile=percentile),
         ]
     )
 
@@ -54,20 +83,31 @@ def patch_transforms(keys: str = "image", patch_size: int = 96, patches_per_volu
 
 
 def training_loader(
-    files: Sequence[str],
+    files: Sequence[str] | Sequence[Mapping[str, str]],
     sigma_data: float | str = "auto",
     patch_size: int = 96,
     batch_size: int = 8,
     iterations_per_epoch: int = 100,
     seed: int = 0,
     num_workers: int = 0,
+    channels: Sequence[str] | None = None,
+    resample_guides: bool = False,
 ) -> DataLoader:
-    """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch."""
+    """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
+
+    ``files`` are volumes, or, with ``channels`` (multi-contrast: the target, then the guides),
+    subjects ``{contrast: file}`` as :func:`c2s_monai.multicontrast.load_datalist` reads them.
+    """
     if not files:
         raise ValueError("no training files were given.")
-    data = [{"image": str(f)} for f in files]
+    if channels is None:
+        data = [{"image": str(f)} for f in files]
+        head = volume_transforms("image", sigma_data)
+    else:
+        data = target_items(files, [channels[0]])
+        head = multicontrast_volume_transforms(channels, sigma_data, resample_guides=resample_guides)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)
-    transform = Compose([volume_transforms("image", sigma_data), patch_transforms("image", patch_size, batch_size)]).flatten()
+    transform = Compose([head, patch_transforms("image", patch_size, batch_size)]).flatten()
     transform.set_random_state(seed=seed)
     dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
     generator = torch.Generator().manual_seed(seed)
