@@ -155,7 +155,9 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
         train_file = Path(folder) / "train.nii.gz"
         channels = (data["train_noisy"], data["train_clean"]) if method.supervised else (data["train_noisy"],)
         _write_volume(train_file, *channels)
-        loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0)
+        # the clean target rides as a second channel in the noisy image's units
+        loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0,
+                                 channel_scaling="target")
         network = NoiseConditionedUNet()
         loss = method.make_loss(condition.noise_model)
         trainer, ema = create_trainer(

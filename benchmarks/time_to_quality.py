@@ -115,7 +115,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
 
     def loader(iterations_per_epoch: int):
         return training_loader([str(train_file)], sigma_data, settings["patch_size"], settings["batch_size"],
-                               iterations_per_epoch=iterations_per_epoch, seed=0)
+                               iterations_per_epoch=iterations_per_epoch, seed=0, channel_scaling="target")
 
     budget = minutes * 60
     rate = _steps_per_second(network, loss, loader(9), settings)

@@ -35,13 +35,18 @@ from c2s_monai.readers import LoadVolumed
 from c2s_monai.transforms import EnsureVolumed
 
 
-def volume_transforms(keys: str = "image", sigma_data: float | str = "auto", percentile: float = 99.5) -> Compose:
-    """Load, check and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys."""
+def volume_transforms(
+    keys: str = "image", sigma_data: float | str = "auto", percentile: float = 99.5, channel_scaling: str = "per_channel"
+) -> Compose:
+    """Load, check and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
+
+    ``channel_scaling``: see :class:`c2s_monai.intensity.ScaleNoisyImage`.
+    """
     return Compose(
         [
             LoadImaged(keys, image_only=True, ensure_channel_first=True),
             EnsureVolumed(keys),
-            ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile),
+            ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
         ]
     )
 
@@ -92,17 +97,20 @@ def training_loader(
     num_workers: int = 0,
     channels: Sequence[str] | None = None,
     resample_guides: bool = False,
+    channel_scaling: str = "per_channel",
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 
     ``files`` are volumes, or, with ``channels`` (multi-contrast: the target, then the guides),
     subjects ``{contrast: file}`` as :func:`c2s_monai.multicontrast.load_datalist` reads them.
+    ``channel_scaling`` (files of several channels): ``"target"`` scales every channel by the
+    first one's scale (:class:`c2s_monai.intensity.ScaleNoisyImage`).
     """
     if not files:
         raise ValueError("no training files were given.")
     if channels is None:
         data = [{"image": str(f)} for f in files]
-        head = volume_transforms("image", sigma_data)
+        head = volume_transforms("image", sigma_data, channel_scaling=channel_scaling)
     else:
         data = target_items(files, [channels[0]])
         head = multicontrast_volume_transforms(channels, sigma_data, resample_guides=resample_guides)

@@ -40,6 +40,7 @@ from c2s_monai.intensity import (
     check_contrast_sigmas,
     contrast_sigma_data,
 )
+from c2s_monai.precision import autocast_dtype
 
 FLIP_ENSEMBLES = {
     1: ((),),
@@ -59,7 +60,8 @@ class C2SInferer(Inferer):
         roi_size: in-plane size above which a sliding window is used.
         overlap: sliding-window overlap.
         percentile: intensity-scale percentile (:func:`c2s_monai.intensity.intensity_scale`).
-        autocast_dtype: ``"float32"`` or ``"bfloat16"`` inference.
+        autocast_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 where the
+            device has native bfloat16 units, :mod:`c2s_monai.precision`).
         progress: show a tqdm bar over slice batches.
     """
 
@@ -79,8 +81,8 @@ class C2SInferer(Inferer):
             raise ValueError(f"flips must be one of {tuple(FLIP_ENSEMBLES)}, got {flips!r}.")
         if slice_batch < 1:
             raise ValueError(f"slice_batch must be >= 1, got {slice_batch!r}.")
-        if autocast_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"autocast_dtype must be 'float32' or 'bfloat16', got {autocast_dtype!r}.")
+        if autocast_dtype not in ("float32", "bfloat16", "auto"):
+            raise ValueError(f"autocast_dtype must be 'float32', 'bfloat16' or 'auto', got {autocast_dtype!r}.")
         sigma_data = check_contrast_sigmas(sigma_data)
         self.percentile = percentile
         # one setting: its scaler, reused; per contrast: resolved per sample
@@ -90,7 +92,7 @@ class C2SInferer(Inferer):
         self.slice_batch = int(slice_batch)
         self.roi_size = tuple(int(r) for r in roi_size)
         self.sliding_window = SlidingWindowInferer(roi_size=self.roi_size, sw_batch_size=self.slice_batch, overlap=overlap, mode="gaussian")
-        self.autocast_dtype = torch.bfloat16 if autocast_dtype == "bfloat16" else None
+        self.autocast_setting = autocast_dtype
         self.progress = progress
         self.sigma_used: list[float] = []
         self.sigma_source: list[str] = []
@@ -106,9 +108,10 @@ class C2SInferer(Inferer):
             pad_h, pad_w = max(32, height + (-height) % 16) - height, max(32, width + (-width) % 16) - width
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h), mode="replicate")
         total = torch.zeros_like(inputs[:, :1])
+        dtype = autocast_dtype(self.autocast_setting, inputs.device.type)
         for dims in self.flips:
             flipped = inputs.flip(dims) if dims else inputs
-            with torch.autocast(inputs.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            with torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
                 out = self.sliding_window(flipped, network) if use_window else network(flipped)
             out = out.float()
             total += out.flip(dims) if dims else out

@@ -85,12 +85,17 @@ def check_contrast_sigmas(sigma_data) -> float | str | dict[str, float | str]:
     return check_sigma_data(sigma_data)
 
 
+CHANNEL_SCALINGS = ("per_channel", "target")
+
+
 class ScaleNoisyImage(Transform):
     """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
 
-    Channel 0 (the target) is divided by its own scale ``scale``; each further channel (a guide
-    contrast) by its own robust scale (kept in ``channel_scales``), so every channel is about
-    [0, 1]. The noise level is the target's, in the target's network units.
+    Channel 0 (the target) is divided by its own scale ``scale``; with ``channel_scaling="per_channel"``
+    each further channel (a guide contrast) is divided by its own robust scale (kept in
+    ``channel_scales``), so every channel is about [0, 1]; with ``"target"`` every channel is
+    divided by the target's scale (channels in the same units, e.g. a clean reference riding
+    beside the noisy image). The noise level is the target's, in the target's network units.
 
     After each call, ``sigma_source`` says where the level came from: ``"given"`` or
     ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the estimator it chose.
@@ -100,17 +105,23 @@ class ScaleNoisyImage(Transform):
             ``"background"`` to estimate it on the target (channel 0), see
             :func:`c2s_monai.estimation.estimate_sigma`.
         percentile: percentile of ``|image|`` used as the scale.
+        channel_scaling: ``"per_channel"`` or ``"target"``, see above.
     """
 
-    def __init__(self, sigma_data: float | str = "auto", percentile: float = 99.5) -> None:
+    def __init__(self, sigma_data: float | str = "auto", percentile: float = 99.5, channel_scaling: str = "per_channel") -> None:
+        if channel_scaling not in CHANNEL_SCALINGS:
+            raise ValueError(f"channel_scaling must be one of {CHANNEL_SCALINGS}, got {channel_scaling!r}.")
         self.sigma_data = check_sigma_data(sigma_data)
         self.percentile = percentile
+        self.channel_scaling = channel_scaling
         self.sigma_source = "given"
         self.channel_scales: list[float] = []
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         source = input_name(image)
-        self.channel_scales = [intensity_scale(image[c], self.percentile) for c in range(image.shape[0])]
+        channels = image.shape[0] if self.channel_scaling == "per_channel" else 1
+        self.channel_scales = [intensity_scale(image[c], self.percentile) for c in range(channels)]
+        self.channel_scales += self.channel_scales[:1] * (image.shape[0] - channels)
         scale = self.channel_scales[0]
         if len(self.channel_scales) == 1:
             scaled = image / scale
@@ -157,9 +168,10 @@ class ScaleNoisyImaged(MapTransform):
         sigma_key: str = "sigma_data",
         scale_key: str = "intensity_scale",
         allow_missing_keys: bool = False,
+        channel_scaling: str = "per_channel",
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.scaler = ScaleNoisyImage(sigma_data, percentile)
+        self.scaler = ScaleNoisyImage(sigma_data, percentile, channel_scaling)
         self.sigma_key = sigma_key
         self.scale_key = scale_key
 

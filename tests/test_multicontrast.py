@@ -236,6 +236,18 @@ def test_each_channel_is_scaled_by_its_own_scale_and_sigma_is_the_targets():
     assert (sigma_1, scale_1) == (sigma, scale) == (sigma_2, scale_2)
 
 
+def test_target_channel_scaling_keeps_every_channel_in_the_targets_units():
+    # a clean reference riding beside the noisy image (the supervised bound) must stay in its units
+    generator = torch.Generator().manual_seed(0)
+    noisy = 100.0 + 50.0 * torch.rand(1, 32, 32, 2, generator=generator)
+    clean = 0.8 * noisy
+    scaled, _, scale = ScaleNoisyImage(sigma_data=5.0, channel_scaling="target")(torch.cat([noisy, clean]))
+    assert scale == pytest.approx(intensity_scale(noisy))
+    torch.testing.assert_close(scaled[1], 0.8 * scaled[0])
+    with pytest.raises(ValueError, match="channel_scaling"):
+        ScaleNoisyImage(channel_scaling="each")
+
+
 class Gain(nn.Module):
     """Returns the target channel times ``gain`` (the network contract, without learning)."""
 
