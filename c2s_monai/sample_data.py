@@ -106,6 +106,24 @@ def dipy_scan_paths() -> list[Path]:
     return [_package_file("dipy", "data", "files", name) for name in ("S0_10slices.nii.gz", "test_piesno.nii.gz", "aniso_vox.nii.gz")]
 
 
+# Pretraining planes: (name, axis sliced, first, last, step); a volume's slices run along its last axis.
+PRETRAINING_PLANES = (("sagittal", 0, 30, 168, 3), ("coronal", 1, 30, 204, 3))
+
+
+def _plane_volume(volume: np.ndarray, affine: np.ndarray, axis: int, first: int, last: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slices ``first:last:step`` along ``axis`` of ``volume``, moved to the last axis, with the matching affine."""
+    index = [slice(None)] * 3
+    index[axis] = slice(first, last, step)
+    kept = volume[tuple(index)]
+    sliced = affine.copy()
+    sliced[:3, 3] += affine[:3, axis] * first
+    sliced[:3, axis] *= step
+    order = [a for a in range(3) if a != axis] + [axis]
+    moved = sliced.copy()
+    moved[:, :3] = sliced[:, order]
+    return np.ascontiguousarray(np.transpose(kept, order)), moved
+
+
 def write_pretraining_set(
     folder: str | Path,
     levels: tuple[float, ...] = (0.03, 0.06, 0.1),
@@ -114,30 +132,30 @@ def write_pretraining_set(
 ) -> list[Path]:
     """Write the public training set of the shipped checkpoint into ``folder``; return the files.
 
-    Noisy data only, as C2S needs: each of ``contrasts`` (:func:`mni152_contrast`; axial
-    slices z = 30..158, step 2, scaled to [0, 1]) with Gaussian and with Rician noise at each
-    of ``levels`` (fractions of the max, one seed per volume), and copies of dipy's real noisy
-    scans (:func:`dipy_scan_paths`). The T1 is left out by default so that fine-tuning on the
-    benchmark's T1 (docs/benchmarks.md, time to quality) adapts to a contrast never seen.
+    Noisy data only, as C2S needs: each of ``contrasts`` (:func:`mni152_contrast`, scaled to
+    [0, 1]) in sagittal and coronal slices (:data:`PRETRAINING_PLANES`), with Gaussian and with
+    Rician noise at each of ``levels`` (fractions of the max, one seed per volume), and copies
+    of dipy's real noisy scans (:func:`dipy_scan_paths`). Neither the T1 nor axial slices of the
+    template are in it, so that fine-tuning on the benchmark's axial T1 slices
+    (docs/benchmarks.md, time to quality) adapts to a contrast and a view never seen.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    reference = nib.load(str(mni152_t1_path()))
-    affine = reference.affine.copy()
-    affine[:3, 3] += affine[:3, 2] * 30  # the first kept slice is z = 30
-    affine[:3, 2] *= 2
+    affine = nib.load(str(mni152_t1_path())).affine
     written = []
     index = 0
     for contrast in contrasts:
-        volume = mni152_contrast(contrast)[:, :, 30:160:2]
-        for noise_model in ("gaussian", "rician"):
-            for level in levels:
-                generator = torch.Generator().manual_seed(seed + index)
-                index += 1
-                noisy = add_noise(torch.from_numpy(volume), level, noise_model, generator).numpy()
-                path = folder / f"mni152_{contrast}_{noise_model}_{round(level * 100)}pct.nii.gz"
-                nib.save(nib.Nifti1Image(noisy.astype(np.float32), affine), str(path))
-                written.append(path)
+        full = mni152_contrast(contrast)
+        for plane, axis, first, last, step in PRETRAINING_PLANES:
+            volume, plane_affine = _plane_volume(full, affine, axis, first, last, step)
+            for noise_model in ("gaussian", "rician"):
+                for level in levels:
+                    generator = torch.Generator().manual_seed(seed + index)
+                    index += 1
+                    noisy = add_noise(torch.from_numpy(volume), level, noise_model, generator).numpy()
+                    path = folder / f"mni152_{contrast}_{plane}_{noise_model}_{round(level * 100)}pct.nii.gz"
+                    nib.save(nib.Nifti1Image(noisy.astype(np.float32), plane_affine), str(path))
+                    written.append(path)
     for scan in dipy_scan_paths():
         copy = folder / scan.name
         copy.write_bytes(scan.read_bytes())

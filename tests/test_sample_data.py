@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from c2s_monai.sample_data import CONTRASTS, mni152_contrast, write_pretraining_set
+from c2s_monai.sample_data import CONTRASTS, mni152_contrast, mni152_t1_path, write_pretraining_set
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,23 @@ def test_pseudo_contrasts_share_the_grid_and_invert_csf(contrasts):
         mni152_contrast("flair")
 
 
-def test_pretraining_set_leaves_out_the_t1(tmp_path):
+def test_pretraining_set_leaves_out_the_t1_and_the_axial_view(tmp_path):
     files = write_pretraining_set(tmp_path, levels=(0.06,), contrasts=("t2",))
     names = sorted(f.name for f in files)
-    assert names == sorted(
-        ["mni152_t2_gaussian_6pct.nii.gz", "mni152_t2_rician_6pct.nii.gz", "S0_10slices.nii.gz", "test_piesno.nii.gz", "aniso_vox.nii.gz"]
-    )
-    assert not any("t1" in name for name in names)
-    noisy = np.asarray(nib.load(str(tmp_path / "mni152_t2_gaussian_6pct.nii.gz")).dataobj)
-    clean = mni152_contrast("t2")[:, :, 30:160:2]
-    assert noisy.shape == clean.shape
-    assert np.std(noisy - clean) == pytest.approx(0.06, rel=0.02)
+    expected = [f"mni152_t2_{plane}_{noise}_6pct.nii.gz" for plane in ("sagittal", "coronal") for noise in ("gaussian", "rician")]
+    assert names == sorted([*expected, "S0_10slices.nii.gz", "test_piesno.nii.gz", "aniso_vox.nii.gz"])
+    assert not any("t1" in name or "axial" in name for name in names)
+    clean = mni152_contrast("t2")
+    sagittal = nib.load(str(tmp_path / "mni152_t2_sagittal_gaussian_6pct.nii.gz"))
+    noisy = np.asarray(sagittal.dataobj)
+    # slices run along the last axis: x = 30, 33, ... of the template, each a (y, z) image
+    expected_clean = np.transpose(clean[30:168:3], (1, 2, 0))
+    assert noisy.shape == expected_clean.shape == (233, 189, 46)
+    assert np.std(noisy - expected_clean) == pytest.approx(0.06, rel=0.02)
+    # the affine maps each voxel to its place in the template's world space
+    template = nib.load(str(mni152_t1_path())).affine
+    voxel = np.array([10, 20, 5, 1])
+    np.testing.assert_allclose(sagittal.affine @ voxel, template @ np.array([30 + 3 * 5, 10, 20, 1]))
+    coronal = nib.load(str(tmp_path / "mni152_t2_coronal_rician_6pct.nii.gz"))
+    assert coronal.shape == (197, 189, 58)
+    np.testing.assert_allclose(coronal.affine @ voxel, template @ np.array([10, 30 + 3 * 5, 20, 1]))
