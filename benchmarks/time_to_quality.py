@@ -29,7 +29,7 @@ import torch
 from ignite.engine import Events
 
 from benchmarks.methods import LEARNED
-from benchmarks.run import ESTIMATOR, _write_volume, make_data, metrics, parse_condition
+from benchmarks.run import _write_volume, make_data, metrics, parse_condition
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
@@ -58,6 +58,7 @@ RECIPES: dict[str, dict] = {
     "bf16_ema3e-3": {"autocast_dtype": "bfloat16", "ema_momentum": 3e-3},
     "bf16_weight16": {"autocast_dtype": "bfloat16", "loss": {"max_weight": 16.0}},
     "bf16_small_tau": {"autocast_dtype": "bfloat16", "loss": {"tau_sampling": "tau_squared"}},
+    "bf16_taumax2": {"autocast_dtype": "bfloat16", "loss": {"tau_max": 2.0}},
     "bf16_patch64_b16": {"autocast_dtype": "bfloat16", "patch_size": 64, "batch_size": 16},
     "bf16_patch128_b4": {"autocast_dtype": "bfloat16", "patch_size": 128, "batch_size": 4},
     "bf16_width16": {"autocast_dtype": "bfloat16", "features": (16, 16, 32, 64, 128, 16)},
