@@ -12,10 +12,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from benchmarks.methods import LEARNED  # noqa: E402
+from benchmarks.methods import LEARNED
 
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 CLASSICAL_LABELS = {"noisy": "noisy input", "nlm": "NLM (scikit-image, oracle-tuned h)", "bm3d": "BM3D (true sigma)"}

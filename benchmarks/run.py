@@ -219,9 +219,9 @@ def run_classical(condition_name: str, method_name: str) -> dict:
         }
         best = max(scores, key=scores.get)
         result["h_factor"] = best
-        denoise = lambda s: classical.nlm(s, condition.level, best)  # noqa: E731
+        denoise = lambda s: classical.nlm(s, condition.level, best)
     else:
-        denoise = lambda s: classical.bm3d(s, condition.level)  # noqa: E731
+        denoise = lambda s: classical.bm3d(s, condition.level)
     start = time.perf_counter()
     result["metrics"] = evaluate(denoise, data)
     slices = len(data["train_noisy"][::5]) + len(data["held_out_noisy"])

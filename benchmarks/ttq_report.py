@@ -13,9 +13,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from benchmarks.time_to_quality import DEFAULT, RECIPES  # noqa: E402
+from benchmarks.time_to_quality import DEFAULT, RECIPES
 
 START, END = "<!-- ttq:start -->", "<!-- ttq:end -->"
 CLASSICAL = Path("benchmarks/results/full")

@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
-from monai.bundle import ConfigParser, ckpt_export, create_workflow, verify_metadata, verify_net_in_out
+from monai.bundle import (
+    ConfigParser,
+    ckpt_export,
+    create_workflow,
+    verify_metadata,
+    verify_net_in_out,
+)
 from test_readers import make_dicom_series
 
 from c2s_monai.networks import NoiseConditionedUNet

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from c2s_monai.estimation import estimate_sigma, estimate_sigma_background, estimate_sigma_mad, has_noise_background
+from c2s_monai.estimation import (
+    estimate_sigma,
+    estimate_sigma_background,
+    estimate_sigma_mad,
+    has_noise_background,
+)
 from c2s_monai.noise import add_noise
 from c2s_monai.sample_data import mni152_t1_slices
 

@@ -4,7 +4,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from c2s_monai.sample_data import CONTRASTS, mni152_contrast, mni152_t1_path, write_pretraining_set
+from c2s_monai.sample_data import (
+    CONTRASTS,
+    mni152_contrast,
+    mni152_t1_path,
+    write_pretraining_set,
+)
 
 
 @pytest.fixture(scope="module")

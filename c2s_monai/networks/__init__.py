@@ -1,3 +1,8 @@
-from c2s_monai.networks.nets import CONDITIONINGS, FiLM, FiLMBasicUNet, NoiseConditionedUNet
+from c2s_monai.networks.nets import (
+    CONDITIONINGS,
+    FiLM,
+    FiLMBasicUNet,
+    NoiseConditionedUNet,
+)
 
 __all__ = ["CONDITIONINGS", "FiLM", "FiLMBasicUNet", "NoiseConditionedUNet"]
