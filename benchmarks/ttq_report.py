@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 from benchmarks.time_to_quality import DEFAULT, RECIPES
 
 START, END = "<!-- ttq:start -->", "<!-- ttq:end -->"
+SCREEN_BASE = "bf16"  # the recipe every screened lever is compared with
 CLASSICAL = Path("benchmarks/results/full")
 
 
@@ -40,9 +41,13 @@ def psnr_at(curve: list[dict], seconds: float) -> float | None:
     return reached[-1] if reached else None
 
 
-def _change(recipe: str) -> str:
-    changes = RECIPES.get(recipe, {})
-    return ", ".join(f"{k} = {v}" for k, v in changes.items()) or "the bundle default"
+def _change(run: dict, base: dict | None) -> str:
+    """The settings in which ``run`` differs from the ``base`` run (the lever it screens)."""
+    if base is None:
+        return ", ".join(f"{k} = {v}" for k, v in RECIPES.get(run["recipe"], {}).items()) or "-"
+    settings, reference = run["settings"], base["settings"]
+    changed = [f"{k} = {settings[k]}" for k in settings if settings[k] != reference.get(k)]
+    return ", ".join(changed) or "(the base recipe)"
 
 
 def _fmt(value, spec: str = ".2f", empty: str = "-") -> str:
@@ -50,17 +55,17 @@ def _fmt(value, spec: str = ".2f", empty: str = "-") -> str:
 
 
 def _screen_table(runs: list[dict]) -> list[str]:
-    base = next((r for r in runs if r["recipe"] == "default"), None)
+    base = next((r for r in runs if r["recipe"] == SCREEN_BASE), None)
     base_psnr = base["final"]["train_flips1"]["psnr_mask"] if base else None
     lines = [
-        "| recipe | change from the default | steps | PSNR brain, train (dB) | vs default | held-out | held-out, 4 flips |",
+        f"| recipe | change from {SCREEN_BASE} | steps | PSNR brain, train (dB) | vs {SCREEN_BASE} | held-out | held-out, 4 flips |",
         "|---|---|---|---|---|---|---|",
     ]
     for run in sorted(runs, key=lambda r: -r["final"]["train_flips1"]["psnr_mask"]):
         psnr = run["final"]["train_flips1"]["psnr_mask"]
         delta = f"{psnr - base_psnr:+.2f}" if base_psnr is not None else "-"
         lines.append(
-            f"| {run['recipe']} | {_change(run['recipe'])} | {run['iterations']} | {psnr:.2f} | {delta} | "
+            f"| {run['recipe']} | {_change(run, base)} | {run['iterations']} | {psnr:.2f} | {delta} | "
             f"{run['final']['held_out_flips1']['psnr_mask']:.2f} | {run['final']['held_out_flips4']['psnr_mask']:.2f} |"
         )
     return lines
@@ -115,7 +120,9 @@ def write_report(folder: Path, target: Path) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     screens = [r for r in runs if r["name"].startswith("screen")]
     mains = [r for r in runs if r["name"].startswith("main_")]
-    defaults = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in DEFAULT.items())
+    base = next((r for r in screens if r["recipe"] == SCREEN_BASE), None)
+    base_settings = base["settings"] if base else DEFAULT
+    defaults = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in base_settings.items())
     lines = [START, "## Time to quality (issue 8)", ""]
     if screens:
         minutes = sorted({r["minutes"] for r in screens})
@@ -125,7 +132,7 @@ def write_report(folder: Path, target: Path) -> None:
             f"    python -m benchmarks.time_to_quality run --recipe <recipe> --minutes {minutes[0]:g} --threads 1 --name screen{minutes[0]:g}_<recipe>",
             "",
             f"{minutes[0]:g} minutes of training each, one thread, two runs side by side; 6% Gaussian; PSNR of the EMA weights in the brain"
-            f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe: {defaults}.",
+            f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe ({SCREEN_BASE}): {defaults}.",
             "",
             *_screen_table(screens),
             "",

@@ -1,14 +1,33 @@
 """Mixed precision: which autocast dtype to run the network in.
 
-bfloat16 autocast is a large speed lever where the hardware has native bfloat16 matrix
-units (Intel AMX on recent Xeons: 1.75x per training step, 1.35x per inference slice on this
-project's CPUs, docs/benchmarks.md) and a loss where it is emulated. ``"auto"`` picks it only
-where it is native: CUDA devices that report bfloat16 support, and CPUs with AMX tiles.
+bfloat16 autocast is a large speed lever where the hardware has native bfloat16 units
+(Intel AMX on recent Xeons: 1.75x per training step, 1.35x per inference slice; AVX512-BF16
+on AMD Zen 4: 1.8x per training step, 1.5-1.9x per inference slice; docs/benchmarks.md) and
+a loss where it is emulated. ``"auto"`` picks it only where it is native: CUDA devices that
+report bfloat16 support, and CPUs with AMX tiles or the AVX512-BF16 instructions.
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
+
+NATIVE_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the Linux kernel reports (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 AUTOCAST_CHOICES = (*AUTOCAST_DTYPES, "auto")
@@ -20,7 +39,7 @@ def native_bfloat16(device_type: str) -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type == "cpu":
         is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(is_amx and is_amx())
+        return bool(is_amx and is_amx()) or bool(NATIVE_BF16_CPU_FLAGS & _cpu_flags())
     return False
 
 

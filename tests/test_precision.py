@@ -40,3 +40,14 @@ def test_inferer_auto_matches_bfloat16_when_native(monkeypatch):
         monkeypatch.setattr(precision, "native_bfloat16", lambda device_type, native=native: native)
         C2SInferer(sigma_data=0.1, flips=1, autocast_dtype="auto")(image, network)
     assert seen == [torch.bfloat16, torch.float32]
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [({"avx2", "avx512f", "avx512_bf16"}, True), ({"amx_tile", "amx_bf16"}, True), ({"avx2", "avx512f"}, False), (set(), False)],
+)
+def test_cpu_native_bfloat16_reads_the_cpu_flags(monkeypatch, flags, expected):
+    """AMD Zen 4 (AVX512-BF16) and Intel AMX count as native; AVX512 without BF16 does not."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset(flags))
+    assert precision.native_bfloat16("cpu") is expected
