@@ -74,6 +74,9 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "model_config.json"
 DEFAULT_FEATURES = (32, 32, 64, 128, 256, 32)
+# One forward pass per slice: the 10 s budget for a 256x256x100 volume on 2 CPU cores (4 flips:
+# +0.2 dB for 4x the time, docs/benchmarks.md). "auto" precision: bfloat16 where native.
+DEFAULT_FLIPS = 1
 
 
 def train(
@@ -93,7 +96,7 @@ def train(
     tau_max: float = 1.0,
     sigma_target_ratio: float = 0.0,
     max_weight: float = 4.0,
-    autocast_dtype: str = "float32",
+    autocast_dtype: str = "auto",
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -199,9 +202,10 @@ def denoise(
     model: str | os.PathLike | torch.nn.Module,
     output_file: str | os.PathLike | None = None,
     sigma_data: float | str = "auto",
-    flips: int = 4,
+    flips: int = DEFAULT_FLIPS,
     device: str = "cpu",
     each_volume: bool = False,
+    autocast_dtype: str = "auto",
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
@@ -212,7 +216,7 @@ def denoise(
     :class:`~c2s_monai.errors.InputError` before anything is written.
     """
     output_file = check_output_path(input_file, output_file if output_file is not None else default_output_path(input_file))
-    inferer = C2SInferer(sigma_data=sigma_data, flips=flips)
+    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype)
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     check_writable_folder(output_file.parent, create=False)
     volumes = load_volume(input_file, num_channels=None if parse_flag(each_volume, "each_volume") else 1)
@@ -250,7 +254,7 @@ def denoise_files(
 
     Args:
         inputs: files and folders; a folder is expanded by :func:`c2s_monai.readers.list_inputs`.
-        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``).
+        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``).
     """
     check_sigma_data(options.get("sigma_data", "auto"))
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
@@ -354,7 +358,8 @@ def _plan(model, targets: list[str], contrasts: list[str] | None, fallback: list
 
 
 def _denoise_planned(
-    files: Mapping[str, str], plan: dict, output_dir, subject: str, sigma_data, flips: int, device: str, resample_guides: bool
+    files: Mapping[str, str], plan: dict, output_dir, subject: str, sigma_data, flips: int, device: str, resample_guides: bool,
+    autocast_dtype: str = "auto",
 ) -> dict[str, Path]:
     """Denoise every target of ``plan`` for one subject, then write the outputs (all or none)."""
     label = f"subject {subject}" if subject else f"the subject of {next(iter(files.values()), '?')}"
@@ -367,7 +372,7 @@ def _denoise_planned(
     check_writable_folder(folder if folder is not None else Path(files[next(iter(plan))]).parent, create=False)
     needed = list(dict.fromkeys(c for _, channels in plan.values() for c in channels))
     volumes = {c: load_volume(files[c]) for c in needed}
-    inferer = C2SInferer(sigma_data=sigma_data, flips=flips)
+    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype)
     results = {}
     for target, (network, channels) in plan.items():
         image = StackContrastsd(channels, target=target, resample=resample_guides)(volumes)["image"]
@@ -389,10 +394,11 @@ def denoise_subject(
     contrasts: Sequence[str] | str | None = None,
     targets: Sequence[str] | str | None = None,
     sigma_data: float | str | Mapping[str, float | str] = "auto",
-    flips: int = 4,
+    flips: int = DEFAULT_FLIPS,
     device: str = "cpu",
     resample_guides: bool = False,
     subject: str | None = None,
+    autocast_dtype: str = "auto",
 ) -> dict[str, Path]:
     """Denoise the contrasts of one subject, each guided by the others (joint mode); return ``{target: output}``.
 
@@ -420,7 +426,7 @@ def denoise_subject(
     targets = _names(targets) or default_targets
     check_contrast_sigmas(sigma_data)
     plan = _plan(model, targets, names, list(present) if names is None else names, device)
-    return _denoise_planned(present, plan, output_dir, subject or "", sigma_data, flips, device, resample_guides)
+    return _denoise_planned(present, plan, output_dir, subject or "", sigma_data, flips, device, resample_guides, autocast_dtype)
 
 
 def denoise_subjects(
@@ -443,7 +449,7 @@ def denoise_subjects(
 
     Args:
         subjects: a datalist file or its entries (:func:`c2s_monai.multicontrast.load_datalist`).
-        model, contrasts, targets, device, options: as :func:`denoise_subject` (``sigma_data``, ``flips``, ``resample_guides``).
+        model, contrasts, targets, device, options: as :func:`denoise_subject` (``sigma_data``, ``flips``, ``resample_guides``, ``autocast_dtype``).
     """
     subject_list = load_datalist(subjects, contrasts)
     names = _names(contrasts)
@@ -456,12 +462,12 @@ def denoise_subjects(
         check_writable_folder(output_dir)
     summary_file = summary_file if summary_file is not None else (Path(output_dir) / "summary.json" if output_dir is not None else None)
     summary = BatchSummary(summary_file, inputs=[item["source"] for item in items])
-    flips, sigma_data = options.get("flips", 4), options.get("sigma_data", "auto")
-    resample_guides = options.get("resample_guides", False)
+    flips, sigma_data = options.get("flips", DEFAULT_FLIPS), options.get("sigma_data", "auto")
+    resample_guides, autocast = options.get("resample_guides", False), options.get("autocast_dtype", "auto")
     for index, subject in enumerate(subject_list):
         files = {c: p for c, p in subject.items() if c != "subject"}
         try:
-            written = _denoise_planned(files, plan, output_dir, subject["subject"], sigma_data, flips, device, resample_guides)
+            written = _denoise_planned(files, plan, output_dir, subject["subject"], sigma_data, flips, device, resample_guides, autocast)
         except Exception as error:  # noqa: BLE001  one subject's failure is not the run's
             for item in items[index * len(targets) : (index + 1) * len(targets)]:  # target_items: subject by subject
                 summary.failed(item["source"], "denoise", error)

@@ -84,7 +84,7 @@ def test_task_reads_the_bundle_from_any_working_directory_and_returns_a_float_im
     task = BundleDenoiseTask(BUNDLE)
     info = task.info()
     assert info["type"] == "others" and info["labels"] == []
-    assert info["config"]["sigma_data"] == "auto" and info["config"]["flips"] == 4
+    assert info["config"]["sigma_data"] == "auto" and info["config"]["flips"] == 1
     assert (task.input_key, task.output_label_key) == ("image", "pred")  # metadata.json network_data_format
 
     result, result_json = task({"image": str(source), "device": "cpu", "flips": "1", "sigma_data": "10.0"})
