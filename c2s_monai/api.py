@@ -34,7 +34,7 @@ from c2s_monai.batch import BatchSummary
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.errors import InputError, describe
-from c2s_monai.handlers import read_checkpoint
+from c2s_monai.handlers import load_pretrained, read_checkpoint
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.intensity import (
     check_contrast_sigmas,
@@ -102,12 +102,16 @@ def train(
     progress: bool = True,
     channels: Sequence[str] | None = None,
     resample_guides: bool = False,
+    pretrained: str | os.PathLike | None = None,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
     All arguments are the method's knobs (``shared/method.md``); ``sigma_data`` is the noise
     std in the images' units or ``"auto"`` (estimated per volume). Training resumes from
-    ``<output_dir>/checkpoints`` when a checkpoint is there.
+    ``<output_dir>/checkpoints`` when a checkpoint is there. ``pretrained`` (a ``model.pt``,
+    e.g. the shipped ``bundle/models/model.pt``) starts from its weights instead of random
+    ones: fine-tuning, for which a lower ``learning_rate`` (1e-3) and ``warmup_iterations``
+    (20) suit (docs/benchmarks.md, time to quality).
 
     Multi-contrast (:func:`train_multicontrast` calls it so): with ``channels`` (the target
     contrast, then its guides), ``files`` are subjects ``{contrast: file}`` and the network
@@ -121,7 +125,7 @@ def train(
         channels = check_contrasts(channels)
     in_channels = len(channels) if channels else 1
     network_args = {"spatial_dims": 2, "in_channels": in_channels, "features": list(features), "conditioning": conditioning}
-    network = NoiseConditionedUNet(**network_args).to(device)
+    network = load_pretrained(NoiseConditionedUNet(**network_args), pretrained).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     # loads and checks every file first: a bad one stops the run before anything is written
     items = [str(f) for f in files] if channels is None else list(files)
@@ -164,6 +168,7 @@ def train(
             "sigma_target_ratio": sigma_target_ratio,
             "max_weight": max_weight,
             "seed": seed,
+            "pretrained": None if pretrained is None else str(pretrained),
             **({"channels": channels, "resample_guides": bool(parse_flag(resample_guides))} if channels else {}),
         },
     }

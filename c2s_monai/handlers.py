@@ -352,6 +352,31 @@ def read_checkpoint(path: PathLike, map_location=None) -> dict:
         ) from error
 
 
+def load_pretrained(network: torch.nn.Module, path: PathLike | None) -> torch.nn.Module:
+    """Initialise ``network`` in place with the weights at ``path`` and return it (fine-tuning).
+
+    ``path`` is a ``model.pt`` (the EMA weights that ``train.json`` and :func:`c2s_monai.train`
+    write, e.g. the shipped ``bundle/models/model.pt``) or a training checkpoint (its
+    ``ema_network``). ``None`` or ``""`` leaves ``network`` as it is (training from scratch).
+    A resumed run's checkpoint, loaded later, takes precedence. Weights of another network
+    shape raise one :class:`~c2s_monai.errors.InputError` naming the file.
+    """
+    if path is None or str(path) == "":
+        return network
+    state = read_checkpoint(path, map_location="cpu")
+    if isinstance(state, dict) and isinstance(state.get("ema_network"), dict):
+        state = state["ema_network"]
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise InputError(
+            f"{path}: the pretrained weights do not fit this network ({describe(error)}); set features, conditioning and "
+            "in_channels to the values they were trained with (the shipped checkpoint: the defaults, one contrast), or "
+            "train from scratch (pretrained_ckpt null)."
+        ) from error
+    return network
+
+
 class LoadCheckpoint(CheckpointLoader):
     """MONAI's ``CheckpointLoader`` whose failures name the checkpoint and say what to do.
 

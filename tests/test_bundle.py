@@ -244,6 +244,26 @@ def test_multi_gpu_train_config_runs_two_processes_on_cpu(data, tmp_path):
     assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])
 
 
+def test_fine_tuning_starts_both_networks_from_the_pretrained_weights(data, tmp_path):
+    settings = {**TINY_TRAIN, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy")}
+    # weights no random initialisation gives
+    pretrained = {k: v + 0.25 if v.is_floating_point() else v for k, v in torch.load(data / "tiny_model.pt", weights_only=True).items()}
+    torch.save(pretrained, tmp_path / "pretrained.pt")
+    workflow = _workflow(["train.json"], "train", pretrained_ckpt=str(tmp_path / "pretrained.pt"), **settings)
+    for key in ("network", "ema_network"):
+        loaded = workflow.parser.get_parsed_content(key).state_dict()
+        assert all(torch.equal(loaded[name], value) for name, value in pretrained.items()), key
+    scratch = _workflow(["train.json"], "train", **settings).parser.get_parsed_content("network").state_dict()
+    assert not all(torch.equal(scratch[name], value) for name, value in pretrained.items())
+    # weights of another shape: one error naming the file, before anything is written
+    wide = tmp_path / "wide.pt"
+    torch.save(NoiseConditionedUNet(features=[16, 16, 32, 64, 128, 16]).state_dict(), wide)
+    with pytest.raises(RuntimeError) as raised:  # MONAI's config evaluation wraps the error: it is the cause
+        _workflow(["train.json"], "train", pretrained_ckpt=str(wide), **settings).parser.get_parsed_content("network")
+    assert "wide.pt: the pretrained weights do not fit this network" in str(raised.value.__cause__)
+    assert not (tmp_path / "models").exists()
+
+
 def test_persistent_cache_config_caches_the_loaded_volumes_on_disk(data, tmp_path):
     settings = {**TINY_TRAIN, "max_epochs": 1, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy")}
     workflow = _workflow(["train.json", "persistent_cache.json"], "train", **settings)

@@ -227,3 +227,16 @@ def test_training_loader_caches_the_deterministic_part(small_noisy_file, monkeyp
     batches = list(loader)
     assert len(batches) == 5 and batches[0]["image"].shape == (2, 1, 16, 16)
     assert len(calls) == 1, f"the volume was loaded and checked {len(calls)} times for 5 iterations"
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(small_noisy_file, tmp_path):
+    """`pretrained`: the run starts from given weights (a learning rate of 0 keeps them exactly)."""
+    scratch = c2s_monai.train([small_noisy_file], tmp_path / "scratch", epochs=1, **RESUME_SETTINGS)
+    pretrained = {k: v + 0.25 if v.is_floating_point() else v for k, v in torch.load(scratch, weights_only=True).items()}
+    torch.save(pretrained, tmp_path / "pretrained.pt")
+    tuned = c2s_monai.train(
+        [small_noisy_file], tmp_path / "tuned", epochs=1, learning_rate=0.0, pretrained=tmp_path / "pretrained.pt", **RESUME_SETTINGS
+    )
+    weights = torch.load(tuned, weights_only=True)
+    assert all(torch.allclose(weights[k], pretrained[k]) for k in pretrained)
+    assert json.loads((tmp_path / "tuned" / "model_config.json").read_text())["training"]["pretrained"] == str(tmp_path / "pretrained.pt")
