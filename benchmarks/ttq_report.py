@@ -91,6 +91,54 @@ def _main_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def _run(runs: list[dict], name: str) -> dict | None:
+    return next((r for r in runs if r["name"] == name), None)
+
+
+def _targets(runs: list[dict], speed: dict | None) -> list[str]:
+    """Issue 8's targets, each met or not, from the main runs and the inference timing."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(target: str, measured: str, met: bool | None) -> None:
+        lines.append(f"| {target} | {measured} | {'-' if met is None else ('yes' if met else 'no')} |")
+
+    for condition in ("gaussian_6", "rician_6"):
+        bm3d = _reference(condition, "bm3d")
+        scratch = _run(runs, f"main_scratch_{condition}")
+        if scratch and bm3d is not None:
+            above = first_time_above(scratch["curve"], bm3d)
+            final = scratch["curve"][-1]["psnr_mask"]
+            row(f"from scratch, beats BM3D within 15 min ({condition})",
+                f"{'after %.1f min' % (above / 60) if above is not None else 'not within the run'}; {final:.2f} vs BM3D {bm3d:.2f} dB at the end",
+                above is not None and above <= 15 * 60)
+        tuned = _run(runs, f"main_finetune_{condition}")
+        if tuned and bm3d is not None:
+            at3, at10 = psnr_at(tuned["curve"], 180), psnr_at(tuned["curve"], 600)
+            row(f"fine-tuned, beats BM3D within 3 min ({condition})", f"{_fmt(at3)} dB at 3 min vs BM3D {bm3d:.2f}", at3 is not None and at3 > bm3d)
+            row(f"fine-tuned, beats BM3D + 1 dB within 10 min ({condition})", f"{_fmt(at10)} dB at 10 min vs {bm3d + 1:.2f}", at10 is not None and at10 > bm3d + 1)
+    scratch, supervised = _run(runs, "main_scratch_gaussian_6"), _run(runs, "main_supervised_gaussian_6")
+    if scratch and supervised:
+        seconds = min(scratch["train_seconds"], supervised["train_seconds"])
+        gap = psnr_at(supervised["curve"], seconds) - psnr_at(scratch["curve"], seconds)
+        row("gap to the supervised bound at equal wall-clock <= 0.5 dB (gaussian_6)", f"{gap:.2f} dB at {seconds / 60:.0f} min", gap <= 0.5)
+    if speed:
+        label, seconds = next(iter(speed["seconds"].items()))
+        row("inference of a 256x256x100 volume <= 10 s", f"{seconds:.1f} s ({label}, {speed['threads']} threads, {speed['cpu']})", seconds <= 10)
+    return lines
+
+
+def _speed_table(speed: dict) -> list[str]:
+    lines = [
+        f"CPU: {speed['cpu']} ({speed['threads']} threads); native bfloat16: {'yes' if speed['native_bfloat16'] else 'no'}"
+        f" (`\"auto\"` runs {speed['auto_resolves_to']}). Whole `C2SInferer` call, best of 2 after a warm-up:",
+        "",
+        "| setting | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {label} | {seconds:.2f} |" for label, seconds in speed["seconds"].items()]
+    return lines
+
+
 def _figure(runs: list[dict], path: Path) -> bool:
     conditions = sorted({r["condition"] for r in runs})
     if not conditions:
@@ -117,13 +165,17 @@ def _figure(runs: list[dict], path: Path) -> bool:
 
 
 def write_report(folder: Path, target: Path) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "inference_speed.json"]
     screens = [r for r in runs if r["name"].startswith("screen")]
     mains = [r for r in runs if r["name"].startswith("main_")]
     base = next((r for r in screens if r["recipe"] == SCREEN_BASE), None)
     base_settings = base["settings"] if base else DEFAULT
     defaults = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in base_settings.items())
+    speed_path = folder / "inference_speed.json"
+    speed = json.loads(speed_path.read_text()) if speed_path.is_file() else None
     lines = [START, "## Time to quality (issue 8)", ""]
+    if mains or speed:
+        lines += ["### Targets", "", *_targets(mains, speed), ""]
     if screens:
         minutes = sorted({r["minutes"] for r in screens})
         lines += [
@@ -151,6 +203,8 @@ def write_report(folder: Path, target: Path) -> None:
         ]
         if _figure(mains, target.parent / "figures" / "time_to_quality.png"):
             lines += ["![time to quality](figures/time_to_quality.png)", ""]
+    if speed:
+        lines += ["### Inference time (bundle defaults)", "", "    python -m benchmarks.inference_speed", "", *_speed_table(speed), ""]
     lines.append(END)
     text = target.read_text() if target.is_file() else "# Benchmarks\n"
     block = "\n".join(lines)

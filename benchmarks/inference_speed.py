@@ -1,0 +1,102 @@
+"""Inference time of the bundle's defaults on a 256x256x100 volume, on this machine (issue 8).
+
+    python -m benchmarks.inference_speed [--threads 2]
+
+The volume is the benchmark's (:func:`benchmarks.run.run_speed`: 100 MNI T1 slices padded to
+256x256, 6% Gaussian noise). Timed: the whole :class:`c2s_monai.C2SInferer` call (scaling,
+padding, the network, flips) with the bundle's ``flips``, ``slice_batch`` and
+``autocast_dtype`` (``bundle/configs/common.json``), and the same with 4 flips and in
+float32, best of ``--repeats`` after one warm-up call. The CPU model and whether ``"auto"``
+chose bfloat16 are recorded beside the times: the budget depends on the hardware. Result:
+``benchmarks/results/ttq/inference_speed.json`` (read by the time-to-quality report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.time_to_quality import RESULTS
+from c2s_monai.inferers import C2SInferer
+from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.noise import add_noise
+from c2s_monai.precision import autocast_dtype, native_bfloat16
+from c2s_monai.sample_data import mni152_t1_slices
+
+COMMON = Path("bundle/configs/common.json")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _volume() -> torch.Tensor:
+    clean = mni152_t1_slices(40, 140, 1)
+    padded = np.zeros((100, 256, 256), dtype=np.float32)
+    padded[:, 30:227, 11:244] = clean
+    noisy = add_noise(torch.from_numpy(padded), 0.06, "gaussian", torch.Generator().manual_seed(0))
+    return torch.from_numpy(np.moveaxis(noisy.numpy(), 0, -1).copy())[None, None]
+
+
+def _best_seconds(call, repeats: int) -> float:
+    call()  # warm-up: allocations, oneDNN kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(threads: int, repeats: int) -> dict:
+    torch.set_num_threads(threads)
+    common = json.loads(COMMON.read_text())
+    flips, slice_batch, precision = common["flips"], common["slice_batch"], common["autocast_dtype"]
+    volume = _volume()
+    network = NoiseConditionedUNet(features=common["features"]).eval()
+    result = {
+        "volume": "256x256x100",
+        "threads": threads,
+        "cpu": _cpu_model(),
+        "native_bfloat16": native_bfloat16("cpu"),
+        "bundle_defaults": {"flips": flips, "slice_batch": slice_batch, "autocast_dtype": precision},
+        "auto_resolves_to": str(autocast_dtype("auto", "cpu") or torch.float32).replace("torch.", ""),
+        "seconds": {},
+    }
+    settings = {
+        f"flips {flips}, {precision} (bundle default)": (flips, precision),
+        f"flips 4, {precision}": (4, precision),
+        f"flips {flips}, float32": (flips, "float32"),
+    }
+    for label, (n_flips, dtype) in settings.items():
+        inferer = C2SInferer(sigma_data=0.06, flips=n_flips, slice_batch=slice_batch, autocast_dtype=dtype)
+        with torch.inference_mode():
+            result["seconds"][label] = round(_best_seconds(lambda inferer=inferer: inferer(volume, network), repeats), 2)
+        print(label, result["seconds"][label], "s", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    result = measure(args.threads, args.repeats)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inference_speed.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
