@@ -79,7 +79,9 @@ def patch_transforms(keys: str = "image", patch_size: int = 96, patches_per_volu
         [
             SpatialPadd(keys, spatial_size=(patch_size, patch_size, 1), mode="reflect"),
             RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, 1), num_samples=patches_per_volume, random_size=False),
-            SqueezeDimd(keys, dim=-1),
+            # patches are network inputs: their 2D affine is never used (and would be ill-posed for a
+            # sagittal or coronal volume, whose slice axis is not the world's z)
+            SqueezeDimd(keys, dim=-1, update_meta=False),
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandRotate90d(keys, prob=0.75, max_k=3),

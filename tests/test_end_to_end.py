@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -240,3 +241,15 @@ def test_fine_tuning_starts_from_the_pretrained_weights(small_noisy_file, tmp_pa
     weights = torch.load(tuned, weights_only=True)
     assert all(torch.allclose(weights[k], pretrained[k]) for k in pretrained)
     assert json.loads((tmp_path / "tuned" / "model_config.json").read_text())["training"]["pretrained"] == str(tmp_path / "pretrained.pt")
+
+
+def test_training_patches_of_a_sagittal_volume_raise_no_warning(tmp_path):
+    """A volume sliced along world x (a sagittal acquisition) trains without a warning per patch."""
+    sagittal = np.array([[0.0, 0.0, 1.0, -90.0], [1.0, 0.0, 0.0, -120.0], [0.0, 1.0, 0.0, -70.0], [0.0, 0.0, 0.0, 1.0]])
+    path = tmp_path / "sagittal.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((40, 36, 3)).astype(np.float32), sagittal), str(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = list(training_loader([str(path)], 0.05, patch_size=32, batch_size=2, iterations_per_epoch=3))
+    assert not [str(w.message) for w in caught if "affine" in str(w.message)]
+    assert len(batches) == 3 and batches[0]["image"].shape == (2, 1, 32, 32)
