@@ -70,6 +70,7 @@ RECIPES: dict[str, dict] = {
     "c2s": {"autocast_dtype": "auto", "learning_rate": 4e-3},
     "supervised": {"method": "supervised", "autocast_dtype": "auto", "learning_rate": 4e-3},
     "finetune": {"autocast_dtype": "auto", "learning_rate": 1e-3, "warmup_iterations": 20},
+    "finetune_lr4e-3": {"autocast_dtype": "auto", "learning_rate": 4e-3, "warmup_iterations": 20},
 }
 
 
