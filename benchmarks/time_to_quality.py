@@ -68,6 +68,7 @@ RECIPES: dict[str, dict] = {
     "bf16_lr8e-3": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3},
     "supervised_bf16": {"method": "supervised", "autocast_dtype": "bfloat16"},
     "c2s": {"autocast_dtype": "auto", "learning_rate": 4e-3},
+    "c2s_lr8e-3": {"autocast_dtype": "auto", "learning_rate": 8e-3},
     "supervised": {"method": "supervised", "autocast_dtype": "auto", "learning_rate": 4e-3},
     "finetune": {"autocast_dtype": "auto", "learning_rate": 1e-3, "warmup_iterations": 20},
     "finetune_lr4e-3": {"autocast_dtype": "auto", "learning_rate": 4e-3, "warmup_iterations": 20},
