@@ -64,13 +64,13 @@ def test_targets_are_judged_from_the_curves(results, tmp_path):
     text = page.read_text()
     assert text.startswith("# Benchmarks\n\nkept\n") and START in text and END in text
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    assert rows["from scratch, beats BM3D within 15 min (gaussian_6)"].endswith("| yes |")
-    assert "after 6.7 min" in rows["from scratch, beats BM3D within 15 min (gaussian_6)"]
-    assert rows["from scratch, beats BM3D within 15 min (rician_6)"].endswith("| no |")
-    assert rows["fine-tuned, beats BM3D within 3 min (gaussian_6)"].endswith("| yes |")  # 32.9 at 170 s
-    assert rows["fine-tuned, beats BM3D + 1 dB within 10 min (gaussian_6)"].endswith("| no |")  # 33.5 < 33.7
+    assert rows["from scratch, beats BM3D within 15 min (gaussian_6, Adam 0.002)"].endswith("| yes |")
+    assert "after 6.7 min" in rows["from scratch, beats BM3D within 15 min (gaussian_6, Adam 0.002)"]
+    assert rows["from scratch, beats BM3D within 15 min (rician_6, Adam 0.002)"].endswith("| no |")
+    assert rows["fine-tuned, beats BM3D within 3 min (gaussian_6, Adam 0.002)"].endswith("| yes |")  # 32.9 at 170 s
+    assert rows["fine-tuned, beats BM3D + 1 dB within 10 min (gaussian_6, Adam 0.002)"].endswith("| no |")  # 33.5 < 33.7
     # equal wall-clock: both at 900 s, 33.8 - 33.0
-    assert "0.80 dB at 15 min | no |" in rows["gap to the supervised bound at equal wall-clock <= 0.5 dB (gaussian_6)"]
+    assert "0.80 dB at 15 min | no |" in rows["gap to the supervised bound at equal wall-clock <= 0.5 dB (gaussian_6, Adam 0.002)"]
     assert rows["inference of a 256x256x100 volume <= 10 s"].endswith("| yes |")
     # the lever table compares with the base recipe and names the changed setting
     assert "| bf16_lr4e-3 | learning_rate = 0.004 | 100 | 32.60 | +0.20 |" in text
