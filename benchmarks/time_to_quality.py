@@ -39,8 +39,8 @@ from c2s_monai.networks import NoiseConditionedUNet
 RESULTS = Path("benchmarks/results/ttq")
 
 # The recipe levers. "default" is the bundle's recipe before issue 8 (0.3.0); every other entry
-# changes it. "c2s" is the bundle's recipe since (the screens' winners), "supervised" and the
-# fine-tuning recipes build on it.
+# changes it. "c2s_lr8e-3" is the bundle's recipe since (0.4.0: the screens' winners); "c2s" (Adam
+# 4e-3, the shipped checkpoint's), "supervised" and the fine-tuning recipes are the main curves'.
 DEFAULT = {
     "method": "c2s",
     "learning_rate": 2e-3,

@@ -88,7 +88,7 @@ def train(
     iterations_per_epoch: int = 100,
     patch_size: int = 96,
     batch_size: int = 8,
-    learning_rate: float = 4e-3,
+    learning_rate: float = 8e-3,
     warmup_iterations: int = 200,
     ema_momentum: float = 0.001,
     features: Sequence[int] = DEFAULT_FEATURES,
