@@ -50,6 +50,10 @@ def _change(run: dict, base: dict | None) -> str:
     return ", ".join(changed) or "(the base recipe)"
 
 
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
+
+
 def _fmt(value, spec: str = ".2f", empty: str = "-") -> str:
     return empty if value is None else format(value, spec)
 
@@ -86,7 +90,7 @@ def _main_table(runs: list[dict]) -> list[str]:
             f"| {run['name']} | {run['condition']} | {start} | {run['threads']} | {run['iterations']} | "
             + " | ".join(_fmt(psnr_at(curve, minutes * 60)) for minutes in (3, 5, 10, 15))
             + f" | {run['final']['train_flips4']['psnr_mask']:.2f} | {run['final']['held_out_flips1']['psnr_mask']:.2f}"
-            f" ({run['final']['held_out_flips4']['psnr_mask']:.2f}) | {_fmt(above and above / 60, '.1f')} min | {_fmt(above1 and above1 / 60, '.1f')} min |"
+            f" ({run['final']['held_out_flips4']['psnr_mask']:.2f}) | {_minutes(above)} | {_minutes(above1)} |"
         )
     return lines
 
@@ -188,7 +192,7 @@ def write_report(folder: Path, target: Path) -> None:
         lines += [
             "### Levers, at equal wall-clock",
             "",
-            f"    python -m benchmarks.time_to_quality run --recipe <recipe> --minutes {minutes[0]:g} --threads 1 --name screen{minutes[0]:g}_<recipe>",
+            f"    python -m benchmarks.time_to_quality run --recipe <recipe> --minutes {minutes[0]:g} --threads 1 --name screen_<recipe>",
             "",
             f"{minutes[0]:g} minutes of training each, one thread, two runs side by side; 6% Gaussian; PSNR of the EMA weights in the brain"
             f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe ({SCREEN_BASE}): {defaults}.",
