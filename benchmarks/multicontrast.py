@@ -120,13 +120,13 @@ def write_report(target_page: Path = Path("docs/benchmarks.md")) -> None:
         "",
         "    python -m benchmarks.multicontrast",
         "",
-        f"MNI T1 and its co-registered pseudo-T2/PD (`c2s_monai.sample_data.mni152_contrast`), each with its own {LEVEL:.0%} Gaussian noise;"
+        (f"MNI T1 and its co-registered pseudo-T2/PD (`c2s_monai.sample_data.mni152_contrast`), each with its own {LEVEL:.0%} Gaussian noise;"
         f" C2S with the guides as extra input channels, {ITERATIONS} iterations each (bf16 autocast, one thread), sigma known, no flips;"
-        " PSNR/SSIM in the brain on the 10 held-out slices. The recipe is the main benchmark's (Adam 2e-3, the 0.3.0 default).",
+        " PSNR/SSIM in the brain on the 10 held-out slices. The recipe is the main benchmark's (Adam 2e-3, the 0.3.0 default)."),
         "",
-        "The pseudo-contrasts are made from the same tissue maps, so the guides share every edge of the target"
+        ("The pseudo-contrasts are made from the same tissue maps, so the guides share every edge of the target"
         " exactly and are perfectly co-registered: the gains are an upper estimate of what real, separately"
-        " acquired and registered contrasts give.",
+        " acquired and registered contrasts give."),
         "",
         "| target | noisy | alone | guided by | PSNR | vs alone | SSIM |",
         "|---|---|---|---|---|---|---|",
@@ -136,7 +136,7 @@ def write_report(target_page: Path = Path("docs/benchmarks.md")) -> None:
         if alone is None:
             continue
         base = alone["denoised"]["psnr_mask"]
-        for name, result in results.items():
+        for result in results.values():
             if result["target"] != target or not result["guides"]:
                 continue
             psnr = result["denoised"]["psnr_mask"]

@@ -161,10 +161,10 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
         f"## Benchmark ({'full' if 'quick' not in command else 'quick'} run)",
         "",
         f"Produced by `{command}` at commit `{commit}` (2 CPU cores; learned runs one thread each, two side by side).",
-        f"Budget of every learned method: {plan.iterations} iterations of batch 8, 96x96 patches, Adam 2e-3,"
+        (f"Budget of every learned method: {plan.iterations} iterations of batch 8, 96x96 patches, Adam 2e-3,"
         " warm-up for min(200, a fifth of the run) iterations then cosine to zero, EMA; the same `NoiseConditionedUNet` (BasicUNet 32-32-64-128-256-32)."
         " Sigma known unless the row says estimated (wavelet MAD for Gaussian noise, Rayleigh background for Rician)."
-        " PSNR/SSIM peak 1; 'brain' = inside `clean > 0.1`; held-out = 10 slices never trained on; train = every fifth training slice.",
+        " PSNR/SSIM peak 1; 'brain' = inside `clean > 0.1`; held-out = 10 slices never trained on; train = every fifth training slice."),
         "",
         *_missing(results, plan),
         "### Targets",
@@ -201,9 +201,9 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
             lines.append(f"| {label} | {speed[key]:.1f} | {speed[key] / base:.1f}x |")
         lines += [
             "",
-            f"Training: {speed['train_iterations_per_s_float32']:.2f} iterations/s fp32, {speed['train_iterations_per_s_bfloat16']:.2f} bf16"
+            (f"Training: {speed['train_iterations_per_s_float32']:.2f} iterations/s fp32, {speed['train_iterations_per_s_bfloat16']:.2f} bf16"
             f" (batch 8 of 96x96, 2 threads). Peak memory of the speed run: {speed['peak_rss_mib']:.0f} MiB;"
-            f" of a training run: {max((r.get('peak_rss_mib', 0) for rs in results.values() for r in rs.values()), default=0):.0f} MiB.",
+            f" of a training run: {max((r.get('peak_rss_mib', 0) for rs in results.values() for r in rs.values()), default=0):.0f} MiB."),
             "",
         ]
     for name in _figures(folder, results, figures):

@@ -263,7 +263,7 @@ def run_speed(bm3d_slices: int) -> dict:
     for flips in (1, 4):
         for dtype in ("float32", "bfloat16"):
             inferer = C2SInferer(sigma_data=0.06, flips=flips, slice_batch=10, autocast_dtype=dtype)
-            result[f"c2s_flips{flips}_{dtype}_s"] = round(_seconds(lambda: inferer(volume, network)), 2)
+            result[f"c2s_flips{flips}_{dtype}_s"] = round(_seconds(lambda inferer=inferer: inferer(volume, network)), 2)
     result["nlm_s"] = round(_seconds(lambda: classical.nlm(noisy, 0.06)), 2)
     bm3d_seconds = _seconds(lambda: classical.bm3d(noisy[:bm3d_slices], 0.06))
     result["bm3d_s"] = round(bm3d_seconds * 100 / bm3d_slices, 2)
@@ -273,7 +273,7 @@ def run_speed(bm3d_slices: int) -> dict:
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     network.train()
     for dtype in ("float32", "bfloat16"):
-        def step():
+        def step(dtype=dtype):
             optimizer.zero_grad()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
                 value = loss(network, batch, 0.06)
@@ -320,7 +320,7 @@ def main() -> None:
 
     from benchmarks.report import write_report
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     target = Path("docs/benchmarks.md") if mode == "full" else folder / "report.md"
     write_report(folder, plan, target, command, commit or "unknown")

@@ -140,8 +140,8 @@ def _targets(runs: list[dict], speed: dict | None) -> list[str]:
 
 def _speed_table(speed: dict) -> list[str]:
     lines = [
-        f"CPU: {speed['cpu']} ({speed['threads']} threads); native bfloat16: {'yes' if speed['native_bfloat16'] else 'no'}"
-        f" (`\"auto\"` runs {speed['auto_resolves_to']}). Whole `C2SInferer` call, best of 2 after a warm-up:",
+        (f"CPU: {speed['cpu']} ({speed['threads']} threads); native bfloat16: {'yes' if speed['native_bfloat16'] else 'no'}"
+        f" (`\"auto\"` runs {speed['auto_resolves_to']}). Whole `C2SInferer` call, best of 2 after a warm-up:"),
         "",
         "| setting | seconds |",
         "|---|---|",
@@ -194,8 +194,8 @@ def write_report(folder: Path, target: Path) -> None:
             "",
             f"    python -m benchmarks.time_to_quality run --recipe <recipe> --minutes {minutes[0]:g} --threads 1 --name screen_<recipe>",
             "",
-            f"{minutes[0]:g} minutes of training each, one thread, two runs side by side; 6% Gaussian; PSNR of the EMA weights in the brain"
-            f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe ({SCREEN_BASE}): {defaults}.",
+            (f"{minutes[0]:g} minutes of training each, one thread, two runs side by side; 6% Gaussian; PSNR of the EMA weights in the brain"
+            f" on the 10 evaluation training slices, no flips (held-out: the 10 slices never trained on). Base recipe ({SCREEN_BASE}): {defaults}."),
             "",
             *_screen_table(screens),
             "",
@@ -206,8 +206,8 @@ def write_report(folder: Path, target: Path) -> None:
             "",
             "    python -m benchmarks.time_to_quality run --recipe <recipe> --condition <condition> --minutes <m> --threads <t> [--init bundle/models/model.pt] --name main_<...>",
             "",
-            "BM3D and NLM: the full benchmark's values on the same slices (BM3D with the true sigma)."
-            " 'first above': training minutes until the curve (evaluated 10 times per run, no flips) first passes the line.",
+            ("BM3D and NLM: the full benchmark's values on the same slices (BM3D with the true sigma)."
+            " 'first above': training minutes until the curve (evaluated 10 times per run, no flips) first passes the line."),
             "",
             *_main_table(mains),
             "",

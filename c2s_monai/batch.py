@@ -165,7 +165,7 @@ class GuardLoad(Transform):
     def __call__(self, data: Mapping):
         try:
             return self.transform(data)
-        except Exception as error:  # any failure of one input is that input's, not the run's
+        except Exception as error:  # noqa: BLE001 (any failure of one input is that input's, not the run's)
             return {FAILURE_KEY: failure_record(data.get(self.source_key), "load", error)}
 
 

@@ -206,7 +206,7 @@ def _check_slice_spacing(folder: Path, positions: np.ndarray) -> None:
     gaps = [i for i, s in enumerate(steps) if s > 1.5 * step]
     if gaps:
         i = gaps[0]
-        missing = int(round(steps[i] / step)) - 1
+        missing = int(round(steps[i] / step)) - 1  # noqa: RUF046 (a numpy scalar: int() makes the type plain)
         raise InputError(
             f"{folder}: {missing} slice(s) missing between {positions[i]:.2f} mm and {positions[i + 1]:.2f} mm along "
             f"the slice normal (the other slices are {step:.3g} mm apart){' and more gaps' if len(gaps) > 1 else ''}; "
@@ -412,7 +412,7 @@ def _unreadable(path: Path, kind: str, error: BaseException) -> str:
     if kind == "nifti":
         try:
             dtype = nib.load(str(path)).get_data_dtype()
-        except Exception:  # the header itself is damaged: the generic message below
+        except Exception:  # noqa: BLE001 (the header itself is damaged: the generic message below)
             dtype = None
         if dtype is not None and (dtype.names or dtype.kind not in "biufc"):
             return (

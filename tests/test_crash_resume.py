@@ -107,7 +107,7 @@ def test_sigkill_then_the_same_command_resumes_and_ends_as_an_uninterrupted_run(
     assert not different, f"the resumed run differs from the uninterrupted one in {different[:3]}"
 
 
-SETTINGS = dict(sigma_data="auto", iterations_per_epoch=3, patch_size=32, batch_size=2, features=TINY, warmup_iterations=1, epochs=3, progress=False)
+SETTINGS = {"sigma_data": "auto", "iterations_per_epoch": 3, "patch_size": 32, "batch_size": 2, "features": TINY, "warmup_iterations": 1, "epochs": 3, "progress": False}
 
 
 def test_api_run_interrupted_mid_epoch_resumes_to_the_same_weights(scans, tmp_path, monkeypatch):
@@ -163,7 +163,7 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one(tmp_path, 
 
 def test_resume_false_starts_over_and_leftovers_are_removed(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("checkpoints")
-    trainer, model, save = _toy_trainer(tmp_path)
+    trainer, _model, save = _toy_trainer(tmp_path)
     trainer.run([0, 1], max_epochs=2)
     (tmp_path / "tmpa1b2c3").write_bytes(b"half a checkpoint from a killed writer")
     fresh, _, save = _toy_trainer(tmp_path_factory.mktemp("unused"))

@@ -19,7 +19,7 @@ import c2s_monai
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 TINY = [8, 8, 16, 32, 64, 8]
-SETTINGS = dict(sigma_data="auto", epochs=2, iterations_per_epoch=2, patch_size=32, batch_size=2, features=TINY, warmup_iterations=1, progress=False)
+SETTINGS = {"sigma_data": "auto", "epochs": 2, "iterations_per_epoch": 2, "patch_size": 32, "batch_size": 2, "features": TINY, "warmup_iterations": 1, "progress": False}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -147,9 +147,9 @@ def test_load_network_rejects_mismatched_weights(trained, tmp_path):
 # ---------------------------------------------------------------------------- resuming
 
 
-RESUME_SETTINGS = dict(
-    sigma_data=0.1, iterations_per_epoch=3, patch_size=32, batch_size=2, features=TINY, warmup_iterations=1, progress=False
-)
+RESUME_SETTINGS = {
+    "sigma_data": 0.1, "iterations_per_epoch": 3, "patch_size": 32, "batch_size": 2, "features": TINY, "warmup_iterations": 1, "progress": False
+}
 
 
 @pytest.fixture
