@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from benchmarks.pages import write_section
 from benchmarks.run import HELD_OUT_SLICES, TRAIN_SLICES, _write_volume
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
@@ -145,13 +146,7 @@ def write_report(target_page: Path = Path("docs/benchmarks.md")) -> None:
                 f"{' + '.join(g.upper() for g in result['guides'])} | {psnr:.2f} | {psnr - base:+.2f} | {result['denoised']['ssim_mask']:.3f} |"
             )
     lines.append(END)
-    text = target_page.read_text()
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    target_page.write_text(text)
+    write_section(target_page, lines)
 
 
 def main() -> None:

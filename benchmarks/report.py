@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from benchmarks.methods import LEARNED
+from benchmarks.pages import write_section
 
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 CLASSICAL_LABELS = {"noisy": "noisy input", "nlm": "NLM (scikit-image, oracle-tuned h)", "bm3d": "BM3D (true sigma)"}
@@ -209,11 +210,4 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
     for name in _figures(folder, results, figures):
         lines += [f"![{name}](figures/{name})", ""]
     lines.append(END)
-    text = target.read_text() if target.is_file() else "# Benchmarks\n"
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    write_section(target, lines)

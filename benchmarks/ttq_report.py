@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.pages import write_section
 from benchmarks.time_to_quality import DEFAULT, RECIPES
 
 START, END = "<!-- ttq:start -->", "<!-- ttq:end -->"
@@ -217,10 +218,4 @@ def write_report(folder: Path, target: Path) -> None:
     if speed:
         lines += ["### Inference time (bundle defaults)", "", "    python -m benchmarks.inference_speed", "", *_speed_table(speed), ""]
     lines.append(END)
-    text = target.read_text() if target.is_file() else "# Benchmarks\n"
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    target.write_text(text)
+    write_section(target, lines)
