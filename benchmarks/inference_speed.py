@@ -2,7 +2,7 @@
 
     python -m benchmarks.inference_speed [--threads 2]
 
-The volume is the benchmark's (:func:`benchmarks.run.run_speed`: 100 MNI T1 slices padded to
+The volume is the benchmark's (:func:`benchmarks.run.speed_volume`: 100 MNI T1 slices padded to
 256x256, 6% Gaussian noise). Timed: the whole :class:`c2s_monai.C2SInferer` call (scaling,
 padding, the network, flips) with the bundle's ``flips``, ``slice_batch`` and
 ``autocast_dtype`` (``bundle/configs/common.json``), and the same with 4 flips and in
@@ -19,15 +19,13 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmarks.run import speed_volume
 from benchmarks.time_to_quality import RESULTS
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.noise import add_noise
 from c2s_monai.precision import autocast_dtype, native_bfloat16
-from c2s_monai.sample_data import mni152_t1_slices
 
 COMMON = Path("bundle/configs/common.json")
 
@@ -40,14 +38,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def _volume() -> torch.Tensor:
-    clean = mni152_t1_slices(40, 140, 1)
-    padded = np.zeros((100, 256, 256), dtype=np.float32)
-    padded[:, 30:227, 11:244] = clean
-    noisy = add_noise(torch.from_numpy(padded), 0.06, "gaussian", torch.Generator().manual_seed(0))
-    return torch.from_numpy(np.moveaxis(noisy.numpy(), 0, -1).copy())[None, None]
 
 
 def _best_seconds(call, repeats: int) -> float:
@@ -64,7 +54,7 @@ def measure(threads: int, repeats: int) -> dict:
     torch.set_num_threads(threads)
     common = json.loads(COMMON.read_text())
     flips, slice_batch, precision = common["flips"], common["slice_batch"], common["autocast_dtype"]
-    volume = _volume()
+    _, volume = speed_volume()
     network = NoiseConditionedUNet(features=common["features"]).eval()
     result = {
         "volume": "256x256x100",

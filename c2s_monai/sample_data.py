@@ -181,13 +181,10 @@ def write_multicontrast_subject(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    reference = nib.load(str(mni152_t1_path()))
-    affine = reference.affine.copy()
-    affine[:3, 3] += affine[:3, 2] * first
-    affine[:3, 2] *= step
+    template_affine = nib.load(str(mni152_t1_path())).affine
     written = {}
     for index, name in enumerate(CONTRASTS):
-        clean = np.ascontiguousarray(mni152_contrast(name)[:, :, first:last:step])
+        clean, affine = _plane_volume(mni152_contrast(name), template_affine, 2, first, last, step)
         generator = torch.Generator().manual_seed(seed + index)
         noisy = add_noise(torch.from_numpy(clean), sigma, noise_model, generator).numpy().astype(np.float32)
         path = folder / f"mni152_{name}.nii.gz"
