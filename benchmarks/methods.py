@@ -49,6 +49,8 @@ class LearnedMethod:
         supervised: the training file also holds the clean image (last channel).
         sigma: ``"known"`` or an estimator name used for ``sigma_data``.
         uses_rule: inference through the loss' own ``denoise`` rule (peers).
+        rician_vst: train and denoise on ``c2s_monai.vst.rician_vst`` of the noisy data (Gaussian
+            GDSM there), map the output back with ``rician_vst_inverse``.
     """
 
     label: str
@@ -57,6 +59,7 @@ class LearnedMethod:
     supervised: bool = False
     sigma: str = "known"
     uses_rule: bool = False
+    rician_vst: bool = False
     noise_models: tuple[str, ...] = field(default=("gaussian", "rician"))
 
     def training_network(self, network: nn.Module) -> nn.Module:
@@ -74,6 +77,8 @@ LEARNED: dict[str, LearnedMethod] = {
     "c2s_no_cond": LearnedMethod("C2S, no noise conditioning", lambda noise: GDSMLoss(), unconditioned=True),
     "c2s_estimated": LearnedMethod("C2S, sigma estimated", lambda noise: GDSMLoss(), sigma="estimated"),
     "c2s_rician": LearnedMethod("C2S, exact Rician re-corruption", lambda noise: GDSMLoss(noise_model="rician"), noise_models=("rician",)),
+    "c2s_vst": LearnedMethod("C2S on the Rician VST (Foi 2011), exact unbiased inverse", lambda noise: GDSMLoss(), rician_vst=True,
+                             noise_models=("rician",)),
     "noise2self": LearnedMethod("Noise2Self", lambda noise: Noise2SelfLoss(), uses_rule=True),
     "neighbor2neighbor": LearnedMethod("Neighbor2Neighbor", lambda noise: Neighbor2NeighborLoss(), uses_rule=True),
     "r2r": LearnedMethod("Recorrupted2Recorrupted", lambda noise: Recorrupted2RecorruptedLoss(), uses_rule=True),

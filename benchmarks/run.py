@@ -1,5 +1,6 @@
 """The C2S benchmark: quality against peers, a supervised bound and classical denoisers; speed.
 
+    pip install -e ".[benchmark]"          # BM3D
     python -m benchmarks.run --quick        # <= 10 min on 2 cores: 6% Gaussian, a few methods
     python -m benchmarks.run                # full run (resumable: finished runs are kept)
 
@@ -7,8 +8,9 @@ Protocol (issue 4). Clean reference: the MNI152 2009a T1 from nilearn, scaled to
 Training slices: 50 axial slices z = 40..138 step 2; held-out slices: z = 45..135 step 10
 (never trained on). Noise: Gaussian or Rician, std 3/6/10% of the max, seed 0. Every learned
 method trains on the noisy training slices only (the supervised bound also sees the clean
-ones) with the same network, iterations, optimiser and schedule
-(:func:`c2s_monai.engines.create_trainer`), one CPU thread per run, two runs side by side.
+ones) with the same network, iterations, optimiser and schedule: the bundle's recipe, the defaults of
+:func:`c2s_monai.engines.create_trainer` (Adam 8e-3, bfloat16 autocast where native), one CPU
+thread per run, two runs side by side.
 Metrics: PSNR and SSIM (peak 1) inside the head mask ``clean > 0.1`` and on the whole image,
 on every fifth training slice and on the held-out slices. Results go to
 ``benchmarks/results/<mode>/`` (one JSON per run, reused on a rerun) and the report to
@@ -18,6 +20,7 @@ on every fifth training slice and on the held-out slices. Results go to
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -42,7 +45,9 @@ from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise import add_noise
+from c2s_monai.precision import autocast_dtype
 from c2s_monai.sample_data import mni152_t1_slices
+from c2s_monai.vst import rician_vst, rician_vst_inverse
 
 TRAIN_SLICES = (40, 140, 2)
 HELD_OUT_SLICES = (45, 140, 10)
@@ -75,7 +80,7 @@ FULL = Plan(
     learned={
         "gaussian_6": ("c2s", "supervised", "noise2self", "neighbor2neighbor", "r2r", "noisier2noise",
                        "c2s_refine", "c2s_no_reparam", "c2s_no_weight", "c2s_no_cond", "c2s_estimated"),
-        "rician_6": ("c2s", "c2s_rician", "supervised"),
+        "rician_6": ("c2s", "c2s_rician", "c2s_vst", "supervised"),
         "gaussian_3": ("c2s",),
         "gaussian_10": ("c2s",),
         "rician_3": ("c2s",),
@@ -151,9 +156,12 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
     condition, method = parse_condition(condition_name), LEARNED[method_name]
     data = make_data(condition)
     sigma_data = condition.level if method.sigma == "known" else ESTIMATOR[condition.noise_model]
+    # the VST variant learns on stabilised data and maps its output back (c2s_monai.vst)
+    stabilise = (lambda s: rician_vst(s, condition.level)) if method.rician_vst else (lambda s: s)
+    unstabilise = (lambda s: rician_vst_inverse(s, condition.level)) if method.rician_vst else (lambda s: s)
     with tempfile.TemporaryDirectory() as folder:
         train_file = Path(folder) / "train.nii.gz"
-        channels = (data["train_noisy"], data["train_clean"]) if method.supervised else (data["train_noisy"],)
+        channels = (stabilise(data["train_noisy"]), data["train_clean"]) if method.supervised else (stabilise(data["train_noisy"]),)
         _write_volume(train_file, *channels)
         # the clean target rides as a second channel in the noisy image's units
         loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0,
@@ -175,10 +183,10 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
             clock["train_seconds"] += time.perf_counter() - clock["started"]
 
         def denoise(slices: np.ndarray, flips: int = 1) -> np.ndarray:
-            inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10)
+            inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="auto")
             inference = method.inference_network(loss, method.training_network(ema.ema_model))
-            volume = torch.from_numpy(np.moveaxis(slices, 0, -1))[None, None]
-            return np.moveaxis(inferer(volume, inference)[0, 0].numpy(), -1, 0)
+            volume = torch.from_numpy(np.moveaxis(stabilise(slices), 0, -1))[None, None]
+            return unstabilise(np.moveaxis(inferer(volume, inference)[0, 0].numpy(), -1, 0))
 
         @trainer.on(Events.EPOCH_COMPLETED)
         def _curve(engine):
@@ -191,6 +199,8 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
             "label": method.label,
             "condition": condition_name,
             "iterations": iterations,
+            "learning_rate": trainer.optimizer.defaults["lr"],
+            "autocast_dtype": str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch."),
             "train_seconds": round(clock["train_seconds"], 1),
             "iterations_per_second": round(iterations / clock["train_seconds"], 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -264,7 +274,8 @@ def run_speed(bm3d_slices: int) -> dict:
     torch.set_num_threads(2)
     noisy, volume = speed_volume()
     network = NoiseConditionedUNet().eval()
-    result: dict = {"volume": "256x256x100", "threads": 2}
+    # the bundle's inference default, autocast_dtype "auto": bfloat16 where native, else float32
+    result: dict = {"volume": "256x256x100", "threads": 2, "bundle_autocast": str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch.")}
     for flips in (1, 4):
         for dtype in ("float32", "bfloat16"):
             inferer = C2SInferer(sigma_data=0.06, flips=flips, slice_batch=10, autocast_dtype=dtype)
@@ -311,6 +322,8 @@ def main() -> None:
         jobs += [("classical", condition, m) for m in plan.classical]
         jobs += [("learned", condition, m) for m in methods]
     pending = [(k, c, m) for k, c, m in jobs if not (folder / c / f"{m}.json").is_file()]
+    if "bm3d" in plan.classical and importlib.util.find_spec("bm3d") is None:
+        parser.error("BM3D needs the benchmark extra: pip install -e '.[benchmark]'")
     if not (args.report_only or args.skip_runs) and pending:
         print(f"{len(pending)} of {len(jobs)} runs to do; results in {folder}", flush=True)
         context = get_context("spawn")

@@ -83,16 +83,20 @@ def create_trainer(
     train_loader,
     epochs: int,
     iterations_per_epoch: int,
-    learning_rate: float = 2e-3,
+    learning_rate: float = 8e-3,
     warmup_iterations: int = 200,
     ema_momentum: float = 0.001,
     device: str | torch.device = "cpu",
-    autocast_dtype: str = "float32",
+    autocast_dtype: str = "auto",
     checkpoint_dir: str | None = None,
     train_handlers: list | None = None,
     progress: bool = False,
 ) -> tuple[SupervisedTrainer, WarmupEMAHandler]:
     """A ``SupervisedTrainer`` running :class:`GDSMIteration` with the C2S recipe's handlers.
+
+    The defaults are the bundle's recipe (``bundle/configs/train.json``): Adam at 8e-3 and
+    bfloat16 autocast where the device has native bfloat16 units (docs/benchmarks.md, time
+    to quality).
 
     Adam, ``warmup_iterations`` of linear warm-up (at most a fifth of the run) then cosine
     decay to zero (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights
