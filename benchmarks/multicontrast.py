@@ -88,7 +88,8 @@ def run_one(target: str, guides: tuple[str, ...]) -> dict:
         _write_volume(train_file, *(data[c]["train_noisy"] for c in order))
         loader = training_loader([str(train_file)], LEVEL, patch_size=96, batch_size=8, iterations_per_epoch=ITERATIONS, seed=0)
         network = NoiseConditionedUNet(in_channels=len(order))
-        trainer, ema = create_trainer(network, GDSMLoss(), loader, epochs=1, iterations_per_epoch=ITERATIONS, autocast_dtype="bfloat16")
+        trainer, ema = create_trainer(network, GDSMLoss(), loader, epochs=1, iterations_per_epoch=ITERATIONS, learning_rate=2e-3,
+                                     autocast_dtype="bfloat16")
         trainer.run()
     inferer = C2SInferer(sigma_data=LEVEL, flips=1, slice_batch=10)
     noisy = np.stack([data[c]["held_out_noisy"] for c in order], axis=1)  # (N, C, H, W)
