@@ -103,6 +103,7 @@ def train(
     channels: Sequence[str] | None = None,
     resample_guides: bool = False,
     pretrained: str | os.PathLike | None = None,
+    rician_vst: bool = False,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
@@ -111,7 +112,10 @@ def train(
     ``<output_dir>/checkpoints`` when a checkpoint is there. ``pretrained`` (a ``model.pt``,
     e.g. the shipped ``bundle/models/model.pt``) starts from its weights instead of random
     ones: fine-tuning, for which ``learning_rate=4e-3`` with ``warmup_iterations=20`` was
-    the fastest recipe measured (docs/benchmarks.md, time to quality).
+    the fastest recipe measured (docs/benchmarks.md, time to quality). ``rician_vst`` (magnitude
+    data with Rician noise, single contrast) trains on the variance-stabilised images
+    (:mod:`c2s_monai.vst`, with ``noise_model="gaussian"``), the best Rician treatment in the
+    benchmark; it is recorded beside the weights, and :func:`denoise` follows it.
 
     Multi-contrast (:func:`train_multicontrast` calls it so): with ``channels`` (the target
     contrast, then its guides), ``files`` are subjects ``{contrast: file}`` and the network
@@ -120,6 +124,9 @@ def train(
     """
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
+    rician_vst = bool(parse_flag(rician_vst, "rician_vst"))
+    if rician_vst and noise_model != "gaussian":
+        raise ValueError(f"rician_vst turns Rician noise into Gaussian noise: train it with noise_model 'gaussian', not {noise_model!r}.")
     set_determinism(seed)
     if channels is not None:
         channels = check_contrasts(channels)
@@ -130,7 +137,8 @@ def train(
     # loads and checks every file first: a bad one stops the run before anything is written
     items = [str(f) for f in files] if channels is None else list(files)
     loader = training_loader(
-        items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides
+        items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides,
+        rician_vst=rician_vst,
     )
     check_writable_folder(checkpoint_dir)
     if channels is not None:
@@ -158,6 +166,7 @@ def train(
         "training": {
             "sigma_data": sigma_data,
             "noise_model": noise_model,
+            "rician_vst": rician_vst,
             "epochs": epochs,
             "iterations_per_epoch": iterations_per_epoch,
             "patch_size": patch_size,
@@ -202,6 +211,17 @@ def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels
     return network.to(device).eval()
 
 
+def trained_with_rician_vst(model: str | os.PathLike | torch.nn.Module) -> bool:
+    """Whether the weights at ``model`` were trained on variance-stabilised data (``model_config.json``)."""
+    if isinstance(model, torch.nn.Module):
+        return False
+    config_path = Path(model).parent / CONFIG_FILE
+    try:
+        return bool(json.loads(config_path.read_text()).get("training", {}).get("rician_vst", False)) if config_path.is_file() else False
+    except ValueError as error:
+        raise InputError(f"{config_path}: not a model_config.json written by c2s_monai.train ({error}); restore or remove it.") from error
+
+
 def denoise(
     input_file: str | os.PathLike,
     model: str | os.PathLike | torch.nn.Module,
@@ -211,6 +231,7 @@ def denoise(
     device: str = "cpu",
     each_volume: bool = False,
     autocast_dtype: str = "auto",
+    rician_vst: bool | None = None,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
@@ -218,10 +239,13 @@ def denoise(
     series folder or an HDF5 file (the output has the reader's affine). With ``each_volume``,
     a 4D series is denoised volume by volume (each at its own noise level) into one 4D
     output. Returns the output path; the input is never overwritten, and a bad input raises
-    :class:`~c2s_monai.errors.InputError` before anything is written.
+    :class:`~c2s_monai.errors.InputError` before anything is written. ``rician_vst``: denoise
+    through the Rician VST (:mod:`c2s_monai.vst`); ``None`` follows what :func:`train` recorded
+    beside the weights.
     """
     output_file = check_output_path(input_file, output_file if output_file is not None else default_output_path(input_file))
-    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype)
+    rician_vst = trained_with_rician_vst(model) if rician_vst is None else bool(parse_flag(rician_vst, "rician_vst"))
+    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, rician_vst=rician_vst)
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     check_writable_folder(output_file.parent, create=False)
     volumes = load_volume(input_file, num_channels=None if parse_flag(each_volume, "each_volume") else 1)
@@ -259,9 +283,11 @@ def denoise_files(
 
     Args:
         inputs: files and folders; a folder is expanded by :func:`c2s_monai.readers.list_inputs`.
-        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``).
+        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``).
     """
     check_sigma_data(options.get("sigma_data", "auto"))
+    if options.get("rician_vst") is None:
+        options["rician_vst"] = trained_with_rician_vst(model)  # the network object below no longer knows
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     if output_dir is not None:
         check_writable_folder(output_dir)

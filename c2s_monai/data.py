@@ -33,20 +33,27 @@ from c2s_monai.intensity import ScaleNoisyImaged
 from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.readers import LoadVolumed
 from c2s_monai.transforms import EnsureVolumed
+from c2s_monai.vst import RicianVSTd
 
 
 def volume_transforms(
-    keys: str = "image", sigma_data: float | str = "auto", percentile: float = 99.5, channel_scaling: str = "per_channel"
+    keys: str = "image",
+    sigma_data: float | str = "auto",
+    percentile: float = 99.5,
+    channel_scaling: str = "per_channel",
+    rician_vst: bool = False,
 ) -> Compose:
     """Load, check and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
 
-    ``channel_scaling``: see :class:`c2s_monai.intensity.ScaleNoisyImage`.
+    ``channel_scaling``: see :class:`c2s_monai.intensity.ScaleNoisyImage`. ``rician_vst``: then
+    stabilise the target's Rician noise (:class:`c2s_monai.vst.RicianVSTd`).
     """
     return Compose(
         [
             LoadImaged(keys, image_only=True, ensure_channel_first=True),
             EnsureVolumed(keys),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
+            *([RicianVSTd(keys)] if rician_vst else []),
         ]
     )
 
@@ -100,21 +107,25 @@ def training_loader(
     channels: Sequence[str] | None = None,
     resample_guides: bool = False,
     channel_scaling: str = "per_channel",
+    rician_vst: bool = False,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 
     ``files`` are volumes, or, with ``channels`` (multi-contrast: the target, then the guides),
     subjects ``{contrast: file}`` as :func:`c2s_monai.multicontrast.load_datalist` reads them.
     ``channel_scaling`` (files of several channels): ``"target"`` scales every channel by the
-    first one's scale (:class:`c2s_monai.intensity.ScaleNoisyImage`).
+    first one's scale (:class:`c2s_monai.intensity.ScaleNoisyImage`). ``rician_vst``: train on
+    the variance-stabilised target (:mod:`c2s_monai.vst`).
     """
     if not files:
         raise ValueError("no training files were given.")
     if channels is None:
         data = [{"image": str(f)} for f in files]
-        head = volume_transforms("image", sigma_data, channel_scaling=channel_scaling)
+        head = volume_transforms("image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst)
     else:
         data = target_items(files, [channels[0]])
+        if rician_vst:
+            raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
         head = multicontrast_volume_transforms(channels, sigma_data, resample_guides=resample_guides)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)
     transform = Compose([head, patch_transforms("image", patch_size, batch_size)]).flatten()

@@ -12,7 +12,9 @@ the network needs beyond the image:
    than ``roi_size``, run MONAI's ``SlidingWindowInferer``;
 3. append the noise-level channel and call the network, optionally averaging over the
    ``flips`` test-time flips (an ensemble beyond the paper; see docs/benchmarks.md);
-4. undo the padding and the scaling: the output is float32 in the input's units, shape
+4. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
+   target channel after step 1 and map the output back with the exact unbiased inverse;
+5. undo the padding and the scaling: the output is float32 in the input's units, shape
    ``(B, 1, *spatial)``.
 
 The sigma used for each sample (image units) is kept in ``inferer.sigma_used``, and where it
@@ -41,6 +43,8 @@ from c2s_monai.intensity import (
     contrast_sigma_data,
 )
 from c2s_monai.precision import autocast_dtype
+from c2s_monai.vst import RicianVST, rician_vst_inverse
+from c2s_monai.writers import parse_flag
 
 FLIP_ENSEMBLES = {
     1: ((),),
@@ -63,6 +67,9 @@ class C2SInferer(Inferer):
         autocast_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 where the
             device has native bfloat16 units, :mod:`c2s_monai.precision`).
         progress: show a tqdm bar over slice batches.
+        rician_vst: for a network trained on variance-stabilised Rician data: stabilise the
+            target channel before the network, apply the exact unbiased inverse after it
+            (:mod:`c2s_monai.vst`).
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class C2SInferer(Inferer):
         percentile: float = 99.5,
         autocast_dtype: str = "float32",
         progress: bool = False,
+        rician_vst: bool = False,
     ) -> None:
         super().__init__()
         if flips not in FLIP_ENSEMBLES:
@@ -94,6 +102,7 @@ class C2SInferer(Inferer):
         self.sliding_window = SlidingWindowInferer(roi_size=self.roi_size, sw_batch_size=self.slice_batch, overlap=overlap, mode="gaussian")
         self.autocast_setting = autocast_dtype
         self.progress = progress
+        self.rician_vst = parse_flag(rician_vst, "rician_vst")
         self.sigma_used: list[float] = []
         self.sigma_source: list[str] = []
 
@@ -160,6 +169,8 @@ class C2SInferer(Inferer):
             sample_network = self._network(network, target)
             scaler = self._scaler(sigma_data, target)
             scaled, sigma, scale = scaler(sample)
+            if self.rician_vst:
+                scaled = RicianVST()(scaled, sigma)
             self.sigma_used.append(sigma * scale)
             self.sigma_source.append(scaler.sigma_source)
             volume = scaled if scaled.ndim == 4 else scaled.unsqueeze(-1)
@@ -170,6 +181,8 @@ class C2SInferer(Inferer):
                 for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
             ]
             denoised = torch.cat(denoised).permute(1, 2, 3, 0)
+            if self.rician_vst:
+                denoised = rician_vst_inverse(denoised, sigma)
             outputs.append((denoised if scaled.ndim == 4 else denoised[..., 0]) * scale)
         network.train(was_training)
         return torch.stack(outputs)

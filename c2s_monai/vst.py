@@ -22,14 +22,24 @@ so ``Var`` falls from ``1`` (high SNR) to ``2 - pi / 2`` (Rayleigh, ``nu = 0``).
 - Inverse: a denoiser of ``f(z)`` estimates ``E[f(z) | nu]``, not ``f(nu)``; the exact unbiased
   inverse (Makitalo & Foi 2011) maps an estimate ``D`` to the ``nu`` with
   ``E[f(z) | nu] = D``, the expectation computed by quadrature over the Rician density.
+
+In the package: :class:`RicianVSTd` stabilises the training volumes (``rician_vst`` of
+:func:`c2s_monai.data.training_loader` and :func:`c2s_monai.train`, the bundle's
+``rician_vst``), and :class:`~c2s_monai.inferers.C2SInferer` with ``rician_vst=True``
+stabilises its input and maps the network's output back. Training and denoising must agree:
+:func:`c2s_monai.train` records the setting beside the weights and :func:`c2s_monai.denoise`
+follows it. Measured in docs/benchmarks.md (full benchmark, Rician 6%).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from functools import lru_cache
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
 from scipy.special import i0e, i1e
 
 NU_MAX = 48.0  # in units of sigma: above it the Rician is Gaussian to 1e-3 and f(z) = z
@@ -106,3 +116,35 @@ def rician_vst_inverse(estimate, sigma: float):
         return np.where(d > expected[-1], d - expected[-1] + nu[-1], inside)
 
     return _apply(inverse, estimate, sigma)
+
+
+class RicianVST(Transform):
+    """``image -> image`` with channel 0 (the target) replaced by :func:`rician_vst` at ``sigma``.
+
+    Guide channels (multi-contrast) are left as they are: only the target's noise level is
+    known, and only the target is re-corrupted and predicted.
+    """
+
+    def __call__(self, image, sigma: float):
+        out = image.clone() if isinstance(image, torch.Tensor) else np.array(image, copy=True)
+        out[0] = rician_vst(image[0], float(sigma))
+        return out
+
+
+class RicianVSTd(MapTransform):
+    """Dictionary form of :class:`RicianVST`, after :class:`~c2s_monai.intensity.ScaleNoisyImaged`.
+
+    Reads the noise level from ``sigma_key`` (network units, as ``ScaleNoisyImaged`` wrote it):
+    the VST is scale equivariant, so it can run in network units.
+    """
+
+    def __init__(self, keys: KeysCollection, sigma_key: str = "sigma_data", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.sigma_key = sigma_key
+        self.transform = RicianVST()
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key], float(d[self.sigma_key]))
+        return d

@@ -125,6 +125,10 @@ def test_common_definitions_are_not_copied_into_workflow_configs():
         ("max_epochs", 3, "train#trainer", lambda c: c.state.max_epochs == 3),
         ("patch_size", 48, "train#patch_transforms", lambda c: tuple(c.transforms[0].padder.spatial_size) == (48, 48, 1)),
         ("device", "cpu", "network", lambda c: next(c.parameters()).device.type == "cpu"),
+        ("rician_vst", True, "train#preprocessing", lambda c: type(c.transforms[-2]).__name__ == "RicianVSTd"),
+        ("rician_vst", "false", "train#preprocessing", lambda c: "RicianVSTd" not in [type(t).__name__ for t in c.transforms]),
+        ("rician_vst", True, "inferer", lambda c: c.rician_vst),
+        ("rician_vst", "false", "inferer", lambda c: not c.rician_vst),  # as typed on the command line
     ],
 )
 def test_every_knob_is_a_config_key(key, value, component, check, tmp_path):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from c2s_monai.api import denoise, train, trained_with_rician_vst
+from c2s_monai.inferers import C2SInferer
+from c2s_monai.intensity import ScaleNoisyImage
+from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise import add_noise
-from c2s_monai.vst import rician_mean_std, rician_vst, rician_vst_inverse
+from c2s_monai.vst import RicianVSTd, rician_mean_std, rician_vst, rician_vst_inverse
 
 SIGMA = 0.05
 
@@ -61,3 +69,57 @@ def test_identity_at_high_snr_and_types_kept():
 def test_sigma_must_be_positive():
     with pytest.raises(ValueError, match="sigma > 0"):
         rician_vst(np.ones(3), 0.0)
+
+
+# ------------------------------------------------------------------ in the package
+
+
+def test_dictionary_transform_stabilises_the_target_channel_only():
+    image = torch.rand(2, 8, 8, 3) + 0.5
+    out = RicianVSTd("image")({"image": image, "sigma_data": torch.tensor(SIGMA)})["image"]
+    assert torch.allclose(out[0], rician_vst(image[0], SIGMA))
+    assert not torch.allclose(out[0], image[0])
+    assert torch.equal(out[1], image[1])  # the guide is untouched
+
+
+class _TargetChannel(nn.Module):
+    """An 'identity denoiser': returns the (stabilised, scaled) target channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1].clone()
+
+
+def test_inferer_stabilises_then_applies_the_exact_unbiased_inverse():
+    volume = 1 + 10 * torch.rand(1, 1, 16, 16, 2, generator=torch.Generator().manual_seed(0))
+    sigma_image_units = 0.5
+    plain = C2SInferer(sigma_data=sigma_image_units, flips=1)(volume, _TargetChannel())
+    stabilised = C2SInferer(sigma_data=sigma_image_units, flips=1, rician_vst=True)(volume, _TargetChannel())
+    scaled, sigma, scale = ScaleNoisyImage(sigma_image_units)(volume[0])
+    expected = rician_vst_inverse(rician_vst(scaled, sigma), sigma) * scale
+    assert torch.allclose(plain, volume, atol=1e-5)
+    assert torch.allclose(stabilised[0], expected, atol=1e-5)
+    assert not torch.allclose(stabilised, plain, atol=1e-3)
+
+
+def test_train_refuses_the_vst_with_rician_recorruption(tmp_path):
+    with pytest.raises(ValueError, match="noise_model 'gaussian'"):
+        train(["unused.nii.gz"], tmp_path, noise_model="rician", rician_vst=True)
+
+
+def test_denoise_follows_the_setting_recorded_beside_the_weights(tmp_path):
+    features = [8, 8, 16, 32, 64, 8]
+    torch.manual_seed(0)
+    network = NoiseConditionedUNet(features=features)
+    model = tmp_path / "model" / "model.pt"
+    model.parent.mkdir()
+    torch.save(network.state_dict(), model)
+    config = {"network": {"spatial_dims": 2, "in_channels": 1, "features": features}, "training": {"rician_vst": True}}
+    (model.parent / "model_config.json").write_text(json.dumps(config))
+    image = np.abs(1 + 0.1 * np.random.default_rng(0).standard_normal((24, 24, 2))).astype(np.float32)
+    source = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(source))
+    assert trained_with_rician_vst(model) and not trained_with_rician_vst(network)
+    followed = nib.load(str(denoise(source, model, tmp_path / "followed.nii.gz", sigma_data=0.1))).get_fdata()
+    forced_off = nib.load(str(denoise(source, model, tmp_path / "off.nii.gz", sigma_data=0.1, rician_vst=False))).get_fdata()
+    forced_on = nib.load(str(denoise(source, model, tmp_path / "on.nii.gz", sigma_data=0.1, rician_vst="true"))).get_fdata()
+    assert np.allclose(followed, forced_on) and not np.allclose(followed, forced_off, atol=1e-4)
