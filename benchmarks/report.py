@@ -61,8 +61,8 @@ def _psnr(runs: dict[str, dict], method: str, flips: bool = False) -> float | No
 
 
 def _sweep_table(results: dict[str, dict[str, dict]]) -> list[str]:
-    columns = [("noisy", False), ("nlm", False), ("bm3d", False), ("c2s", False), ("c2s", True), ("supervised", False)]
-    header = ["noisy", "NLM", "BM3D", "C2S", "C2S + 4 flips", "supervised"]
+    columns = [("noisy", False), ("nlm", False), ("bm3d", False), ("c2s", False), ("c2s", True), ("c2s_vst", False), ("supervised", False)]
+    header = ["noisy", "NLM", "BM3D", "C2S", "C2S + 4 flips", "C2S on the Rician VST", "supervised"]
     lines = ["| condition | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for condition in sorted(results, key=lambda c: (c.split("_")[0], int(c.split("_")[1]))):
         runs = results[condition]
@@ -167,6 +167,16 @@ def _recipe(results: dict[str, dict[str, dict]]) -> str:
     return " / ".join(f"Adam {lr:g}, {dtype} autocast" for lr, dtype in sorted(recipes)) or "no learned runs"
 
 
+def _commits(results: dict[str, dict[str, dict]], speed: dict, current: str) -> str:
+    """Which commit each saved result came from (runs saved before commits were recorded: ``current``)."""
+    counts: dict[str, int] = {}
+    for run in [r for runs in results.values() for r in runs.values()] + ([speed] if speed else []):
+        counts[run.get("commit", current)] = counts.get(run.get("commit", current), 0) + 1
+    if len(counts) <= 1:
+        return f"at commit `{next(iter(counts), current)}`"
+    return "at commits " + ", ".join(f"`{commit}` ({count} results)" for commit, count in sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def write_report(folder: Path, plan, target: Path, command: str, commit: str) -> None:
     results = _load(folder)
     speed_path = folder / "speed.json"
@@ -176,7 +186,7 @@ def write_report(folder: Path, plan, target: Path, command: str, commit: str) ->
         START,
         f"## Benchmark ({'full' if 'quick' not in command else 'quick'} run)",
         "",
-        f"Produced by `{command}` at commit `{commit}` (2 CPU cores; learned runs one thread each, two side by side).",
+        f"Produced by `{command}` {_commits(results, speed, commit)} (2 CPU cores; learned runs one thread each, two side by side).",
         (f"Budget of every learned method: {plan.iterations} iterations of batch 8, 96x96 patches, {_recipe(results)},"
         " warm-up for min(200, a fifth of the run) iterations then cosine to zero, EMA; the same `NoiseConditionedUNet` (BasicUNet 32-32-64-128-256-32)."
         " Sigma known unless the row says estimated (wavelet MAD for Gaussian noise, Rayleigh background for Rician)."

@@ -83,8 +83,8 @@ FULL = Plan(
         "rician_6": ("c2s", "c2s_rician", "c2s_vst", "supervised"),
         "gaussian_3": ("c2s",),
         "gaussian_10": ("c2s",),
-        "rician_3": ("c2s",),
-        "rician_10": ("c2s",),
+        "rician_3": ("c2s", "c2s_vst"),
+        "rician_10": ("c2s", "c2s_vst"),
     },
     classical=("noisy", "nlm", "bm3d"),
     iterations=600,
@@ -239,9 +239,15 @@ def run_classical(condition_name: str, method_name: str) -> dict:
     return result, denoise(data["held_out_noisy"][EXAMPLE_SLICE : EXAMPLE_SLICE + 1])[0]
 
 
+def current_commit() -> str:
+    """The short hash of the checked-out commit (``"unknown"`` outside a git checkout)."""
+    return commit or "unknown"
+
+
 def _job(kind: str, condition: str, method: str, plan: Plan, path: Path) -> str:
     run = run_learned(condition, method, plan.iterations, plan.curve_every) if kind == "learned" else run_classical(condition, method)
     result, example = run
+    result["commit"] = current_commit()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path.with_suffix(".npy"), example.astype(np.float32))
     temporary = path.with_suffix(".tmp")
@@ -333,15 +339,14 @@ def main() -> None:
                 print("done", future.result(), flush=True)
     speed_path = folder / "speed.json"
     if not args.report_only and not speed_path.is_file():
-        speed_path.write_text(json.dumps(run_speed(plan.speed_bm3d_slices), indent=2))
+        speed_path.write_text(json.dumps(run_speed(plan.speed_bm3d_slices) | {"commit": current_commit()}, indent=2))
         print("done speed", flush=True)
 
     from benchmarks.report import write_report
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     target = Path("docs/benchmarks.md") if mode == "full" else folder / "report.md"
-    write_report(folder, plan, target, command, commit or "unknown")
+    write_report(folder, plan, target, command, current_commit())
     print(f"report: {target}")
 
 
