@@ -241,6 +241,7 @@ def run_classical(condition_name: str, method_name: str) -> dict:
 
 def current_commit() -> str:
     """The short hash of the checked-out commit (``"unknown"`` outside a git checkout)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     return commit or "unknown"
 
 

@@ -185,6 +185,20 @@ def train(
     return model_path
 
 
+def _model_config(model_path: str | os.PathLike) -> dict:
+    """The ``model_config.json`` :func:`train` wrote beside ``model_path`` (``{}`` where there is none)."""
+    config_path = Path(model_path).parent / CONFIG_FILE
+    if not config_path.is_file():
+        return {}
+    try:
+        config = json.loads(config_path.read_text())
+        if not isinstance(config, dict) or "network" not in config:
+            raise KeyError("network")
+    except (ValueError, KeyError) as error:
+        raise InputError(f"{config_path}: not a model_config.json written by c2s_monai.train ({error}); restore or remove it.") from error
+    return config
+
+
 def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels: int | None = None) -> NoiseConditionedUNet:
     """Build the network described by ``model_config.json`` beside ``model_path`` and load its weights.
 
@@ -192,11 +206,7 @@ def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels
     bundle checkpoint, whose channels ``contrasts.json`` records).
     """
     model_path = Path(model_path)
-    config_path = model_path.parent / CONFIG_FILE
-    try:
-        network_args = json.loads(config_path.read_text())["network"] if config_path.is_file() else {}
-    except (ValueError, KeyError) as error:
-        raise InputError(f"{config_path}: not a model_config.json written by c2s_monai.train ({error}); restore or remove it.") from error
+    network_args = _model_config(model_path).get("network", {})
     if in_channels is not None:
         network_args = {"in_channels": int(in_channels), **network_args}
     network = NoiseConditionedUNet(**network_args)
@@ -215,11 +225,7 @@ def trained_with_rician_vst(model: str | os.PathLike | torch.nn.Module) -> bool:
     """Whether the weights at ``model`` were trained on variance-stabilised data (``model_config.json``)."""
     if isinstance(model, torch.nn.Module):
         return False
-    config_path = Path(model).parent / CONFIG_FILE
-    try:
-        return bool(json.loads(config_path.read_text()).get("training", {}).get("rician_vst", False)) if config_path.is_file() else False
-    except ValueError as error:
-        raise InputError(f"{config_path}: not a model_config.json written by c2s_monai.train ({error}); restore or remove it.") from error
+    return bool(_model_config(model).get("training", {}).get("rician_vst", False))
 
 
 def denoise(
