@@ -9,7 +9,7 @@ wrapped for training and how it is run at inference. Classical methods live in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -60,7 +60,6 @@ class LearnedMethod:
     sigma: str = "known"
     uses_rule: bool = False
     rician_vst: bool = False
-    noise_models: tuple[str, ...] = field(default=("gaussian", "rician"))
 
     def training_network(self, network: nn.Module) -> nn.Module:
         return UnconditionedNetwork(network, level=0.1) if self.unconditioned else network
@@ -76,9 +75,8 @@ LEARNED: dict[str, LearnedMethod] = {
     "c2s_no_weight": LearnedMethod("C2S, plain weight (max_weight 1)", lambda noise: GDSMLoss(max_weight=1.0)),
     "c2s_no_cond": LearnedMethod("C2S, no noise conditioning", lambda noise: GDSMLoss(), unconditioned=True),
     "c2s_estimated": LearnedMethod("C2S, sigma estimated", lambda noise: GDSMLoss(), sigma="estimated"),
-    "c2s_rician": LearnedMethod("C2S, exact Rician re-corruption", lambda noise: GDSMLoss(noise_model="rician"), noise_models=("rician",)),
-    "c2s_vst": LearnedMethod("C2S on the Rician VST (Foi 2011), exact unbiased inverse", lambda noise: GDSMLoss(), rician_vst=True,
-                             noise_models=("rician",)),
+    "c2s_rician": LearnedMethod("C2S, exact Rician re-corruption", lambda noise: GDSMLoss(noise_model="rician")),
+    "c2s_vst": LearnedMethod("C2S on the Rician VST (Foi 2011), exact unbiased inverse", lambda noise: GDSMLoss(), rician_vst=True),
     "noise2self": LearnedMethod("Noise2Self", lambda noise: Noise2SelfLoss(), uses_rule=True),
     "neighbor2neighbor": LearnedMethod("Neighbor2Neighbor", lambda noise: Neighbor2NeighborLoss(), uses_rule=True),
     "r2r": LearnedMethod("Recorrupted2Recorrupted", lambda noise: Recorrupted2RecorruptedLoss(), uses_rule=True),

@@ -174,7 +174,9 @@ def _commits(results: dict[str, dict[str, dict]], speed: dict, current: str) -> 
         counts[run.get("commit", current)] = counts.get(run.get("commit", current), 0) + 1
     if len(counts) <= 1:
         return f"at commit `{next(iter(counts), current)}`"
-    return "at commits " + ", ".join(f"`{commit}` ({count} results)" for commit, count in sorted(counts.items(), key=lambda item: -item[1]))
+    return "at commits " + ", ".join(
+        f"`{commit}` ({count} result{'s' if count > 1 else ''})" for commit, count in sorted(counts.items(), key=lambda item: -item[1])
+    )
 
 
 def write_report(folder: Path, plan, target: Path, command: str, commit: str) -> None:

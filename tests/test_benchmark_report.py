@@ -59,3 +59,17 @@ def test_report_tables_and_targets(tmp_path):
     write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "def5678")  # regenerated in place
     text = target.read_text()
     assert text.count(START) == 1 and "def5678" in text and "abc1234" not in text
+
+
+def test_report_names_the_commit_of_every_result(tmp_path):
+    folder = tmp_path / "quick"
+    _run(folder, "gaussian_6", "noisy", 24.4, commit="aaa1111")
+    _run(folder, "gaussian_6", "nlm", 31.0, commit="aaa1111", h_factor=0.8)
+    _run(folder, "gaussian_6", "bm3d", 32.7, commit="bbb2222")
+    target = folder / "report.md"
+    write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "ccc3333")
+    assert "at commits `aaa1111` (2 results), `bbb2222` (1 result)" in target.read_text()
+    for method in ("nlm", "bm3d"):
+        _run(folder, "gaussian_6", method, 31.0, commit="aaa1111")
+    write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "ccc3333")
+    assert "at commit `aaa1111`" in target.read_text()
