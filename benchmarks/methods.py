@@ -49,8 +49,8 @@ class LearnedMethod:
         supervised: the training file also holds the clean image (last channel).
         sigma: ``"known"`` or an estimator name used for ``sigma_data``.
         uses_rule: inference through the loss' own ``denoise`` rule (peers).
-        rician_vst: train and denoise on ``c2s_monai.vst.rician_vst`` of the noisy data (Gaussian
-            GDSM there), map the output back with ``rician_vst_inverse``.
+        rician_vst: the package's ``rician_vst`` option: train and denoise on the variance-stabilised
+            data (Gaussian GDSM there), map the output back with the exact unbiased inverse.
     """
 
     label: str

@@ -47,7 +47,6 @@ from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise import add_noise
 from c2s_monai.precision import autocast_dtype
 from c2s_monai.sample_data import mni152_t1_slices
-from c2s_monai.vst import rician_vst, rician_vst_inverse
 
 TRAIN_SLICES = (40, 140, 2)
 HELD_OUT_SLICES = (45, 140, 10)
@@ -98,6 +97,11 @@ QUICK = Plan(
     curve_every=50,
     speed_bm3d_slices=5,
 )
+
+
+def bundle_autocast() -> str:
+    """What the bundle's ``autocast_dtype: "auto"`` runs in on this CPU: ``"bfloat16"`` where native, else ``"float32"``."""
+    return str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch.")
 
 
 def parse_condition(name: str) -> Condition:
@@ -156,16 +160,13 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
     condition, method = parse_condition(condition_name), LEARNED[method_name]
     data = make_data(condition)
     sigma_data = condition.level if method.sigma == "known" else ESTIMATOR[condition.noise_model]
-    # the VST variant learns on stabilised data and maps its output back (c2s_monai.vst)
-    stabilise = (lambda s: rician_vst(s, condition.level)) if method.rician_vst else (lambda s: s)
-    unstabilise = (lambda s: rician_vst_inverse(s, condition.level)) if method.rician_vst else (lambda s: s)
     with tempfile.TemporaryDirectory() as folder:
         train_file = Path(folder) / "train.nii.gz"
-        channels = (stabilise(data["train_noisy"]), data["train_clean"]) if method.supervised else (stabilise(data["train_noisy"]),)
+        channels = (data["train_noisy"], data["train_clean"]) if method.supervised else (data["train_noisy"],)
         _write_volume(train_file, *channels)
         # the clean target rides as a second channel in the noisy image's units
         loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0,
-                                 channel_scaling="target")
+                                 channel_scaling="target", rician_vst=method.rician_vst)
         network = NoiseConditionedUNet()
         loss = method.make_loss(condition.noise_model)
         trainer, ema = create_trainer(
@@ -183,10 +184,10 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
             clock["train_seconds"] += time.perf_counter() - clock["started"]
 
         def denoise(slices: np.ndarray, flips: int = 1) -> np.ndarray:
-            inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="auto")
+            inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="auto", rician_vst=method.rician_vst)
             inference = method.inference_network(loss, method.training_network(ema.ema_model))
-            volume = torch.from_numpy(np.moveaxis(stabilise(slices), 0, -1))[None, None]
-            return unstabilise(np.moveaxis(inferer(volume, inference)[0, 0].numpy(), -1, 0))
+            volume = torch.from_numpy(np.moveaxis(slices, 0, -1))[None, None]
+            return np.moveaxis(inferer(volume, inference)[0, 0].numpy(), -1, 0)
 
         @trainer.on(Events.EPOCH_COMPLETED)
         def _curve(engine):
@@ -200,7 +201,7 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
             "condition": condition_name,
             "iterations": iterations,
             "learning_rate": trainer.optimizer.defaults["lr"],
-            "autocast_dtype": str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch."),
+            "autocast_dtype": bundle_autocast(),
             "train_seconds": round(clock["train_seconds"], 1),
             "iterations_per_second": round(iterations / clock["train_seconds"], 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -281,8 +282,7 @@ def run_speed(bm3d_slices: int) -> dict:
     torch.set_num_threads(2)
     noisy, volume = speed_volume()
     network = NoiseConditionedUNet().eval()
-    # the bundle's inference default, autocast_dtype "auto": bfloat16 where native, else float32
-    result: dict = {"volume": "256x256x100", "threads": 2, "bundle_autocast": str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch.")}
+    result: dict = {"volume": "256x256x100", "threads": 2, "bundle_autocast": bundle_autocast()}
     for flips in (1, 4):
         for dtype in ("float32", "bfloat16"):
             inferer = C2SInferer(sigma_data=0.06, flips=flips, slice_batch=10, autocast_dtype=dtype)
