@@ -73,7 +73,6 @@ def _tables() -> dict[str, np.ndarray]:
     density /= density.sum(axis=1, keepdims=True)
     tables["nu"] = nu
     tables["expected_forward"] = density @ f_of_z
-    tables["forward_std"] = np.sqrt(np.maximum(density @ f_of_z**2 - tables["expected_forward"] ** 2, 0.0))
     return tables
 
 
@@ -81,19 +80,18 @@ def _forward_unit(z: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
     mean, forward = tables["mean"], tables["forward"]
     inside = np.interp(z, mean, forward)
     below = forward[0] + tables["slope_at_zero"] * (z - mean[0])
-    above = z - mean[-1] + forward[-1]
-    return np.where(z < mean[0], below, np.where(z > mean[-1], above, inside))
+    return np.where(z < mean[0], below, np.where(z > mean[-1], z, inside))  # f(z) = z above the grid
 
 
 def _apply(function, image, sigma: float):
     if sigma <= 0:
         raise ValueError(f"the Rician VST needs sigma > 0, got {sigma!r}.")
-    is_tensor = isinstance(image, torch.Tensor)
-    array = image.detach().cpu().double().numpy() if is_tensor else np.asarray(image, dtype=np.float64)
-    result = function(array / sigma) * sigma
-    if is_tensor:
+    if isinstance(image, torch.Tensor):
+        result = function(image.detach().cpu().double().numpy() / sigma) * sigma
         return torch.as_tensor(result, dtype=image.dtype, device=image.device)
-    return result.astype(np.asarray(image).dtype if np.issubdtype(np.asarray(image).dtype, np.floating) else np.float64)
+    image = np.asarray(image)
+    result = function(image.astype(np.float64) / sigma) * sigma
+    return result.astype(image.dtype) if np.issubdtype(image.dtype, np.floating) else result
 
 
 def rician_vst(image, sigma: float):
