@@ -31,6 +31,14 @@ import torch
 from monai.utils import set_determinism
 
 from c2s_monai.batch import BatchSummary
+from c2s_monai.context import (
+    AUTO,
+    DEFAULT_CONTEXT_DROPOUT,
+    check_context_slices,
+    check_spatial_dims,
+    model_context_slices,
+    resolve_slice_axis,
+)
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.errors import InputError, describe
@@ -104,6 +112,10 @@ def train(
     resample_guides: bool = False,
     pretrained: str | os.PathLike | None = None,
     rician_vst: bool = False,
+    context_slices: int | str = AUTO,
+    spatial_dims: int = 2,
+    slice_axis: int | str = AUTO,
+    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
@@ -116,6 +128,14 @@ def train(
     data with Rician noise, single contrast) trains on the variance-stabilised images
     (:mod:`c2s_monai.vst`, with ``noise_model="gaussian"``), the best Rician treatment in the
     benchmark; it is recorded beside the weights, and :func:`denoise` follows it.
+
+    Volumes (:mod:`c2s_monai.context`): a 2D network sees the ``context_slices`` neighbouring
+    slices on each side of its target slice (``"auto"``: the default
+    :data:`~c2s_monai.context.DEFAULT_CONTEXT_SLICES`, which lets single 2D images through with
+    zero context; an explicit number refuses them; 0: slice by slice), stacked along
+    ``slice_axis`` (``"auto"``: the axis of largest voxel spacing); ``spatial_dims=3`` trains a
+    native 3D network on ``patch_size``-cube patches instead. ``context_dropout``: the share of
+    training patches whose context is zeroed, so the network also denoises a lone 2D image.
 
     Multi-contrast (:func:`train_multicontrast` calls it so): with ``channels`` (the target
     contrast, then its guides), ``files`` are subjects ``{contrast: file}`` and the network
@@ -131,14 +151,24 @@ def train(
     if channels is not None:
         channels = check_contrasts(channels)
     in_channels = len(channels) if channels else 1
-    network_args = {"spatial_dims": 2, "in_channels": in_channels, "features": list(features), "conditioning": conditioning}
+    spatial_dims = check_spatial_dims(spatial_dims)
+    context_slices = check_context_slices(context_slices)
+    slice_axis = slice_axis if slice_axis == AUTO else resolve_slice_axis(slice_axis)
+    network_args = {
+        "spatial_dims": spatial_dims,
+        "in_channels": in_channels,
+        "context_slices": model_context_slices(spatial_dims, context_slices),
+        "features": list(features),
+        "conditioning": conditioning,
+    }
     network = load_pretrained(NoiseConditionedUNet(**network_args), pretrained).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     # loads and checks every file first: a bad one stops the run before anything is written
     items = [str(f) for f in files] if channels is None else list(files)
     loader = training_loader(
         items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides,
-        rician_vst=rician_vst,
+        rician_vst=rician_vst, context_slices=context_slices, spatial_dims=spatial_dims, slice_axis=slice_axis,
+        context_dropout=context_dropout,
     )
     check_writable_folder(checkpoint_dir)
     if channels is not None:
@@ -167,6 +197,9 @@ def train(
             "sigma_data": sigma_data,
             "noise_model": noise_model,
             "rician_vst": rician_vst,
+            "context_slices": context_slices,
+            "slice_axis": slice_axis,
+            "context_dropout": context_dropout,
             "epochs": epochs,
             "iterations_per_epoch": iterations_per_epoch,
             "patch_size": patch_size,
@@ -221,11 +254,16 @@ def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels
     return network.to(device).eval()
 
 
+def _training_setting(model: str | os.PathLike | torch.nn.Module, name: str, default):
+    """A training setting :func:`train` recorded beside the weights at ``model`` (``default`` for a module or none)."""
+    if isinstance(model, torch.nn.Module):
+        return default
+    return _model_config(model).get("training", {}).get(name, default)
+
+
 def trained_with_rician_vst(model: str | os.PathLike | torch.nn.Module) -> bool:
     """Whether the weights at ``model`` were trained on variance-stabilised data (``model_config.json``)."""
-    if isinstance(model, torch.nn.Module):
-        return False
-    return bool(_model_config(model).get("training", {}).get("rician_vst", False))
+    return bool(_training_setting(model, "rician_vst", False))
 
 
 def denoise(
@@ -238,6 +276,8 @@ def denoise(
     each_volume: bool = False,
     autocast_dtype: str = "auto",
     rician_vst: bool | None = None,
+    context_slices: int | str = AUTO,
+    slice_axis: int | str | None = None,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
@@ -247,11 +287,19 @@ def denoise(
     output. Returns the output path; the input is never overwritten, and a bad input raises
     :class:`~c2s_monai.errors.InputError` before anything is written. ``rician_vst``: denoise
     through the Rician VST (:mod:`c2s_monai.vst`); ``None`` follows what :func:`train` recorded
-    beside the weights.
+    beside the weights. ``context_slices``: ``"auto"`` (the network's context; a single 2D
+    image falls back to zero context) or the network's ``K`` as an explicit request, refused
+    for a 2D image; ``slice_axis``: ``"auto"`` (largest voxel spacing), 0, 1 or 2, ``None``:
+    as trained (:class:`c2s_monai.C2SInferer`).
     """
     output_file = check_output_path(input_file, output_file if output_file is not None else default_output_path(input_file))
     rician_vst = trained_with_rician_vst(model) if rician_vst is None else bool(parse_flag(rician_vst, "rician_vst"))
-    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, rician_vst=rician_vst)
+    if slice_axis is None:
+        slice_axis = _training_setting(model, "slice_axis", AUTO)
+    inferer = C2SInferer(
+        sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, rician_vst=rician_vst, context_slices=context_slices,
+        slice_axis=slice_axis,
+    )
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     check_writable_folder(output_file.parent, create=False)
     volumes = load_volume(input_file, num_channels=None if parse_flag(each_volume, "each_volume") else 1)
@@ -289,11 +337,14 @@ def denoise_files(
 
     Args:
         inputs: files and folders; a folder is expanded by :func:`c2s_monai.readers.list_inputs`.
-        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``).
+        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
+            ``context_slices``, ``slice_axis``).
     """
     check_sigma_data(options.get("sigma_data", "auto"))
     if options.get("rician_vst") is None:
         options["rician_vst"] = trained_with_rician_vst(model)  # the network object below no longer knows
+    if options.get("slice_axis") is None:
+        options["slice_axis"] = _training_setting(model, "slice_axis", AUTO)
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     if output_dir is not None:
         check_writable_folder(output_dir)

@@ -1,9 +1,11 @@
-"""Training data: random 2D patches from the slices of noisy volumes, in network units.
+"""Training data: random patches of noisy volumes, in network units.
 
-Each dataset item is one volume; its deterministic part (load, check, scale to network
-units with its noise level) is cached by MONAI's ``CacheDataset``, and every draw crops
-``patches_per_volume`` random in-plane patches from random slices, with flips and
-90-degree rotations. A sampler with replacement sets the epoch length in iterations,
+Each dataset item is one volume; its deterministic part (load, check, move the slice axis
+last, scale to network units with its noise level) is cached by MONAI's ``CacheDataset``, and
+every draw crops ``patches_per_volume`` random patches (:func:`patch_transforms`): 2D
+in-plane patches from random slices, with the ``K`` neighbouring slices on each side as
+extra channels for 2.5D context (:mod:`c2s_monai.context`), or 3D patches for a 3D
+network; with flips and 90-degree rotations. A sampler with replacement sets the epoch length in iterations,
 independent of the number of volumes; in distributed training :class:`EpochDataset` gives a
 ``DistributedSampler`` that many items per process.
 
@@ -29,6 +31,15 @@ from monai.transforms import (
     SqueezeDimd,
 )
 
+from c2s_monai.context import (
+    AUTO,
+    DEFAULT_CONTEXT_DROPOUT,
+    CheckContextd,
+    MoveSliceAxisd,
+    RandContextSliced,
+    model_context_slices,
+    RandDropContextd,
+)
 from c2s_monai.intensity import ScaleNoisyImaged
 from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.readers import LoadVolumed
@@ -42,16 +53,21 @@ def volume_transforms(
     percentile: float = 99.5,
     channel_scaling: str = "per_channel",
     rician_vst: bool = False,
+    slice_axis: int | str = AUTO,
+    context_slices: int | str = 0,
 ) -> Compose:
-    """Load, check and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
+    """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
 
     ``channel_scaling``: see :class:`c2s_monai.intensity.ScaleNoisyImage`. ``rician_vst``: then
-    stabilise the target's Rician noise (:class:`c2s_monai.vst.RicianVSTd`).
+    stabilise the target's Rician noise (:class:`c2s_monai.vst.RicianVSTd`). ``slice_axis``,
+    ``context_slices``: :func:`c2s_monai.context.resolve_slice_axis`, :class:`c2s_monai.context.CheckContextd`.
     """
     return Compose(
         [
             LoadImaged(keys, image_only=True, ensure_channel_first=True),
             EnsureVolumed(keys),
+            MoveSliceAxisd(keys, slice_axis),
+            CheckContextd(keys, context_slices),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
             *([RicianVSTd(keys)] if rician_vst else []),
         ]
@@ -64,8 +80,10 @@ def multicontrast_volume_transforms(
     percentile: float = 99.5,
     resample_guides: bool = False,
     tolerance: float = 1e-3,
+    slice_axis: int | str = AUTO,
+    context_slices: int | str = 0,
 ) -> Compose:
-    """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), scale.
+    """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), move the slice axis last, scale.
 
     ``sigma_data`` is the target's (:func:`c2s_monai.intensity.contrast_sigma_data`).
     """
@@ -75,13 +93,55 @@ def multicontrast_volume_transforms(
             LoadVolumed(contrasts, allow_missing_keys=True),
             EnsureVolumed(contrasts, num_channels=1, allow_missing_keys=True),
             StackContrastsd(contrasts, output_key="image", resample=resample_guides, tolerance=tolerance),
+            MoveSliceAxisd("image", slice_axis),
+            CheckContextd("image", context_slices),
             ScaleNoisyImaged("image", sigma_data=sigma_data, percentile=percentile),
         ]
     )
 
 
-def patch_transforms(keys: str = "image", patch_size: int = 96, patches_per_volume: int = 8) -> Compose:
-    """Random ``patch_size``-square patches from random slices, flipped and rotated."""
+def patch_transforms(
+    keys: str = "image",
+    patch_size: int = 96,
+    patches_per_volume: int = 8,
+    context_slices: int = 0,
+    spatial_dims: int = 2,
+    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
+) -> Compose:
+    """Random training patches of a ``(C, H, W, D)`` volume whose slice axis is last, flipped and rotated.
+
+    - ``spatial_dims=2``, ``context_slices=0``: ``patch_size``-square patches ``(C, P, P)`` of random slices;
+    - ``context_slices=K > 0``: the same, with the ``K`` neighbouring slices on each side of the
+      patch's slice as channels ``(C (2K + 1), P, P)`` (:class:`c2s_monai.context.RandContextSliced`;
+      ends reflected), and with probability ``context_dropout`` the context zeroed
+      (:class:`c2s_monai.context.RandDropContextd`, so the network also denoises a lone image);
+    - ``spatial_dims=3``: ``patch_size``-cube patches ``(C, P, P, P)``.
+    """
+    if spatial_dims == 3:
+        size = (patch_size,) * 3
+        return Compose(
+            [
+                SpatialPadd(keys, spatial_size=size, mode="reflect"),
+                RandSpatialCropSamplesd(keys, roi_size=size, num_samples=patches_per_volume, random_size=False),
+                RandFlipd(keys, prob=0.5, spatial_axis=0),
+                RandFlipd(keys, prob=0.5, spatial_axis=1),
+                RandFlipd(keys, prob=0.5, spatial_axis=2),
+                RandRotate90d(keys, prob=0.75, max_k=3, spatial_axes=(0, 1)),
+            ]
+        )
+    if context_slices:
+        # a full-depth column per patch, then its random target slice with the neighbours as channels
+        return Compose(
+            [
+                SpatialPadd(keys, spatial_size=(patch_size, patch_size, -1), mode="reflect"),
+                RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, -1), num_samples=patches_per_volume, random_size=False),
+                RandContextSliced(keys, context_slices),
+                RandFlipd(keys, prob=0.5, spatial_axis=0),
+                RandFlipd(keys, prob=0.5, spatial_axis=1),
+                RandRotate90d(keys, prob=0.75, max_k=3),
+                RandDropContextd(keys, context_slices, prob=context_dropout),
+            ]
+        )
     return Compose(
         [
             SpatialPadd(keys, spatial_size=(patch_size, patch_size, 1), mode="reflect"),
@@ -108,6 +168,10 @@ def training_loader(
     resample_guides: bool = False,
     channel_scaling: str = "per_channel",
     rician_vst: bool = False,
+    context_slices: int | str = 0,
+    spatial_dims: int = 2,
+    slice_axis: int | str = AUTO,
+    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 
@@ -115,20 +179,30 @@ def training_loader(
     subjects ``{contrast: file}`` as :func:`c2s_monai.multicontrast.load_datalist` reads them.
     ``channel_scaling`` (files of several channels): ``"target"`` scales every channel by the
     first one's scale (:class:`c2s_monai.intensity.ScaleNoisyImage`). ``rician_vst``: train on
-    the variance-stabilised target (:mod:`c2s_monai.vst`).
+    the variance-stabilised target (:mod:`c2s_monai.vst`). ``context_slices``, ``spatial_dims``,
+    ``context_dropout``: the patches, :func:`patch_transforms` (``context_slices`` also
+    ``"auto"``: :data:`c2s_monai.context.DEFAULT_CONTEXT_SLICES`, single 2D images allowed);
+    ``slice_axis``: :func:`c2s_monai.context.resolve_slice_axis`.
     """
     if not files:
         raise ValueError("no training files were given.")
+    if spatial_dims == 3 and (patch_size < 32 or patch_size % 16):
+        raise ValueError(f"3D patches must be a multiple of 16 and at least 32 voxels a side (BasicUNet's four poolings), got {patch_size}.")
     if channels is None:
         data = [{"image": str(f)} for f in files]
-        head = volume_transforms("image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst)
+        head = volume_transforms(
+            "image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst, slice_axis=slice_axis, context_slices=context_slices
+        )
     else:
         data = target_items(files, [channels[0]])
         if rician_vst:
             raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
-        head = multicontrast_volume_transforms(channels, sigma_data, resample_guides=resample_guides)
+        head = multicontrast_volume_transforms(
+            channels, sigma_data, resample_guides=resample_guides, slice_axis=slice_axis, context_slices=context_slices
+        )
+    patches = patch_transforms("image", patch_size, batch_size, model_context_slices(spatial_dims, context_slices), spatial_dims, context_dropout)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)
-    transform = Compose([head, patch_transforms("image", patch_size, batch_size)]).flatten()
+    transform = Compose([head, patches]).flatten()
     transform.set_random_state(seed=seed)
     dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
     generator = torch.Generator().manual_seed(seed)

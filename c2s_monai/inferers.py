@@ -7,18 +7,26 @@ the network needs beyond the image:
 
 1. scale each sample to network units and set its noise level there
    (:class:`c2s_monai.intensity.ScaleNoisyImage`: given sigma or estimated);
-2. for volumes, move the slices (last axis) into the batch and run them ``slice_batch``
-   at a time; pad each slice to a multiple of 16 (``BasicUNet``'s pooling) or, when larger
-   than ``roi_size``, run MONAI's ``SlidingWindowInferer``;
-3. append the noise-level channel and call the network, optionally averaging over the
+2. for volumes, move the slice axis last (:func:`c2s_monai.context.resolve_slice_axis`: the
+   axis of largest voxel spacing by default) and measure the noise correlation along every
+   axis (:func:`c2s_monai.context.check_noise_independence`, a warning where it is high);
+3. a 2D network (``spatial_dims`` 2): stack each slice with its ``K`` neighbours on each side
+   (2.5D context, :mod:`c2s_monai.context`, ``K`` the network's ``context_slices``), move the
+   slices into the batch and run them ``slice_batch`` at a time; pad each slice to a
+   multiple of 16 (``BasicUNet``'s pooling) or, when larger than ``roi_size``, run MONAI's
+   ``SlidingWindowInferer``. A 3D network: MONAI's ``SlidingWindowInferer`` over the volume
+   in ``volume_roi_size`` windows (bounded memory);
+4. append the noise-level channel and call the network, optionally averaging over the
    ``flips`` test-time flips (an ensemble beyond the paper; see docs/benchmarks.md);
-4. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
+5. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
    target channel after step 1 and map the output back with the exact unbiased inverse;
-5. undo the padding and the scaling: the output is float32 in the input's units, shape
-   ``(B, 1, *spatial)``.
+6. undo the padding, the axis move and the scaling: the output is float32 in the input's
+   units, shape ``(B, 1, *spatial)``.
 
 The sigma used for each sample (image units) is kept in ``inferer.sigma_used``, and where it
-came from (``"given"`` or ``"estimated (<estimator>)"``) in ``inferer.sigma_source``.
+came from (``"given"`` or ``"estimated (<estimator>)"``) in ``inferer.sigma_source``; how its
+volume was denoised (mode, context, slice axis, edge handling or 2D fallback, noise
+correlation) in ``inferer.volume_info``.
 
 Multi-contrast joint mode (:mod:`c2s_monai.multicontrast`): ``network`` may be an
 ``nn.ModuleDict`` of one network per target contrast and ``sigma_data`` a mapping
@@ -36,6 +44,15 @@ from monai.inferers import Inferer, SlidingWindowInferer
 from torch import nn
 from tqdm import tqdm
 
+from c2s_monai.context import (
+    AUTO,
+    check_context_slices,
+    check_noise_independence,
+    context_indices,
+    context_stack,
+    resolve_slice_axis,
+    voxel_spacing,
+)
 from c2s_monai.errors import InputError
 from c2s_monai.intensity import (
     ScaleNoisyImage,
@@ -70,6 +87,12 @@ class C2SInferer(Inferer):
         rician_vst: for a network trained on variance-stabilised Rician data: stabilise the
             target channel before the network, apply the exact unbiased inverse after it
             (:mod:`c2s_monai.vst`).
+        context_slices: ``"auto"`` (the network's own ``context_slices``; a single 2D image is
+            denoised with zero context, the 2D fallback, and the report says so) or an explicit
+            ``K``, which must be the network's and is refused for a single 2D image.
+        slice_axis: ``"auto"`` (the spatial axis of largest voxel spacing) or 0, 1, 2.
+        volume_roi_size: window of the 3D sliding-window inference (3D networks).
+        check_noise: measure the noise correlation of every volume (``volume_info``).
     """
 
     def __init__(
@@ -83,6 +106,10 @@ class C2SInferer(Inferer):
         autocast_dtype: str = "float32",
         progress: bool = False,
         rician_vst: bool = False,
+        context_slices: int | str = AUTO,
+        slice_axis: int | str = AUTO,
+        volume_roi_size: Sequence[int] = (96, 96, 96),
+        check_noise: bool = True,
     ) -> None:
         super().__init__()
         if flips not in FLIP_ENSEMBLES:
@@ -103,8 +130,14 @@ class C2SInferer(Inferer):
         self.autocast_setting = autocast_dtype
         self.progress = progress
         self.rician_vst = parse_flag(rician_vst, "rician_vst")
+        self.context_slices = check_context_slices(context_slices)
+        self.slice_axis = slice_axis if isinstance(slice_axis, str) and slice_axis.strip().lower() == AUTO else resolve_slice_axis(slice_axis)
+        self.volume_roi_size = tuple(int(r) for r in volume_roi_size)
+        self.volume_window = SlidingWindowInferer(roi_size=self.volume_roi_size, sw_batch_size=1, overlap=overlap, mode="gaussian")
+        self.check_noise = parse_flag(check_noise, "check_noise")
         self.sigma_used: list[float] = []
         self.sigma_source: list[str] = []
+        self.volume_info: list[dict] = []
 
     def _denoise_slices(self, network, slices: torch.Tensor, sigma: float) -> torch.Tensor:
         """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma``."""
@@ -125,6 +158,60 @@ class C2SInferer(Inferer):
             out = out.float()
             total += out.flip(dims) if dims else out
         return (total / len(self.flips))[..., :height, :width]
+
+    def _denoise_volume(self, network, volume: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Denoise ``(1, C, H, W, D)`` with a 3D network at level ``sigma``: padded to a multiple of 16, windowed when large."""
+        shape = volume.shape[2:]
+        level = torch.full_like(volume[:, :1], sigma)
+        inputs = torch.cat([volume, level], dim=1)
+        # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
+        padding = [max(32, size + (-size) % 16) - size for size in shape]
+        if any(padding):
+            pad = [value for p in reversed(padding) for value in (0, p)]
+            inputs = F.pad(inputs, pad, mode="replicate")
+        use_window = any(size > roi for size, roi in zip(inputs.shape[2:], self.volume_roi_size))
+        total = torch.zeros_like(inputs[:, :1])
+        dtype = autocast_dtype(self.autocast_setting, inputs.device.type)
+        for dims in self.flips:
+            flipped = inputs.flip(dims) if dims else inputs
+            with torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
+                out = self.volume_window(flipped, network) if use_window else network(flipped)
+            out = out.float()
+            total += out.flip(dims) if dims else out
+        return (total / len(self.flips))[..., : shape[0], : shape[1], : shape[2]]
+
+    def _context(self, network, depth: int, source: str) -> tuple[int, str]:
+        """``(K, how)``: the context the 2D ``network`` takes and how a volume of ``depth`` slices meets it."""
+        trained = int(getattr(network, "context_slices", 0 if self.context_slices == AUTO else self.context_slices))
+        if self.context_slices != AUTO and int(self.context_slices) != trained:
+            raise InputError(
+                f"context_slices={self.context_slices} was asked for, but the network takes {trained} slices on each side of the "
+                "target; use the network's own context ('auto') or a network trained with it."
+            )
+        if trained == 0:
+            return 0, "none (slice by slice)"
+        if depth == 1:
+            if self.context_slices != AUTO:
+                raise InputError(
+                    f"{source}: a single 2D image, so there are no neighbouring slices for context_slices={trained}; "
+                    "leave context_slices at 'auto' (2D fallback) or denoise a volume."
+                )
+            return trained, "2D fallback (a single slice: context channels zero)"
+        if depth < 2 * trained + 1:
+            return trained, f"reflected at the ends; {depth} slices, fewer than the {2 * trained + 1} of the context"
+        return trained, "reflected at the ends"
+
+    @staticmethod
+    def _per_sample_meta(inputs) -> list[tuple[list[float] | None, str]]:
+        """``(voxel spacing, file name)`` of each sample of a (batched) MONAI input; ``None``/a default where unknown."""
+        meta = getattr(inputs, "meta", None) or {}
+        affine, names = meta.get("affine"), meta.get("filename_or_obj")
+        affines = [None] * len(inputs)
+        if affine is not None:
+            affine = torch.as_tensor(affine)
+            affines = list(affine) if affine.ndim == 3 else [affine] * len(inputs)
+        names = list(names) if isinstance(names, (list, tuple)) else [names] * len(inputs)
+        return [(voxel_spacing(a), str(n) if n else "the input image") for a, n in zip(affines + [None] * len(inputs), names)]
 
     def _scaler(self, sigma_data, target: str | None) -> ScaleNoisyImage:
         if sigma_data is None and self.scaler is not None:
@@ -164,8 +251,8 @@ class C2SInferer(Inferer):
             raise ValueError(f"target_contrast names {len(targets)} targets for {len(inputs)} samples.")
         was_training = network.training
         network.eval()
-        outputs, self.sigma_used, self.sigma_source = [], [], []
-        for sample, target in zip(torch.as_tensor(inputs).float(), targets):
+        outputs, self.sigma_used, self.sigma_source, self.volume_info = [], [], [], []
+        for sample, target, (spacing, source) in zip(torch.as_tensor(inputs).float(), targets, self._per_sample_meta(inputs)):
             sample_network = self._network(network, target)
             scaler = self._scaler(sigma_data, target)
             scaled, sigma, scale = scaler(sample)
@@ -173,16 +260,32 @@ class C2SInferer(Inferer):
                 scaled = RicianVST()(scaled, sigma)
             self.sigma_used.append(sigma * scale)
             self.sigma_source.append(scaler.sigma_source)
-            volume = scaled if scaled.ndim == 4 else scaled.unsqueeze(-1)
-            slices = volume.permute(3, 0, 1, 2)
-            starts = range(0, slices.shape[0], self.slice_batch)
-            denoised = [
-                self._denoise_slices(sample_network, slices[start : start + self.slice_batch], sigma)
-                for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
-            ]
-            denoised = torch.cat(denoised).permute(1, 2, 3, 0)
+            volume = torch.as_tensor(scaled if scaled.ndim == 4 else scaled.unsqueeze(-1))
+            axis = resolve_slice_axis(self.slice_axis, spacing) if volume.shape[-1] > 1 else 2
+            volume = torch.movedim(volume, 1 + axis, -1)
+            spatial_dims = int(getattr(sample_network, "spatial_dims", 2))
+            info = {"spatial_dims": spatial_dims, "slice_axis": axis, "slices": int(volume.shape[-1])}
+            if self.check_noise:
+                info["noise_correlation"] = check_noise_independence(volume[0], source, slice_axis=2)
+            if spatial_dims == 3:
+                if volume.shape[-1] == 1:
+                    raise InputError(f"{source}: a single 2D image; a 3D network needs a volume (use a 2D network for 2D images).")
+                info.update(context_slices=0, context="native 3D")
+                denoised = self._denoise_volume(sample_network, volume.unsqueeze(0), sigma)[0]
+            else:
+                k, how = self._context(sample_network, volume.shape[-1], source)
+                info.update(context_slices=k, context=how)
+                rows = context_indices(volume.shape[-1], k)
+                starts = range(0, volume.shape[-1], self.slice_batch)
+                denoised = [
+                    self._denoise_slices(sample_network, context_stack(volume, rows[start : start + self.slice_batch], k), sigma)
+                    for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
+                ]
+                denoised = torch.cat(denoised).permute(1, 2, 3, 0)
+            denoised = torch.movedim(denoised, -1, 1 + axis)
             if self.rician_vst:
                 denoised = rician_vst_inverse(denoised, sigma)
+            self.volume_info.append(info)
             outputs.append((denoised if scaled.ndim == 4 else denoised[..., 0]) * scale)
         network.train(was_training)
         return torch.stack(outputs)

@@ -1,8 +1,9 @@
 """The noise-conditioned denoiser ``D(x, s)`` of C2S, built on MONAI's ``BasicUNet``.
 
 The network is called with **one tensor** ``(B, C + 1, *spatial)``: ``C`` image channels
-(channel 0 the target contrast, the rest co-registered guides) and a last channel holding
-the total noise level ``s`` of the target (a constant map, or a spatially varying one).
+(channel 0 the target, the rest guides: the target's neighbouring slices with 2.5D context,
+:mod:`c2s_monai.context`, and co-registered contrasts) and a last channel holding the total
+noise level ``s`` of the target (a constant map, or a spatially varying one).
 That keeps it a plain MONAI network for ``verify_net_in_out``, TorchScript and MONAI Label.
 
 Preconditioning (Karras et al. 2022, "EDM", ``shared/recipe-notes.md``), per voxel, with a
@@ -96,9 +97,11 @@ class NoiseConditionedUNet(nn.Module):
     """Preconditioned, noise-conditioned U-Net ``D(x, s)`` (see the module docstring).
 
     Args:
-        spatial_dims: 2 (slice-wise denoising, the default) or 3.
-        in_channels: image channels ``C`` (1, or 1 + number of guide contrasts); the
-            network input has ``C + 1`` channels, the last one the noise-level map.
+        spatial_dims: 2 (slice-wise denoising, the default) or 3 (native 3D).
+        in_channels: contrasts (1, or 1 + number of guide contrasts).
+        context_slices: ``K`` neighbouring slices on each side of the target that each contrast
+            brings as extra channels (2D only; :mod:`c2s_monai.context`). The network takes
+            ``image_channels = in_channels (2K + 1)`` image channels plus the noise-level map.
         features: the six ``BasicUNet`` widths.
         conditioning: ``"map"``, ``"film"`` or ``"map+film"``.
         data_scale: ``S`` of the preconditioning (images scaled to about [0, 1]).
@@ -109,6 +112,7 @@ class NoiseConditionedUNet(nn.Module):
         self,
         spatial_dims: int = 2,
         in_channels: int = 1,
+        context_slices: int = 0,
         features: Sequence[int] = (32, 32, 64, 128, 256, 32),
         conditioning: str = "map",
         data_scale: float = 0.5,
@@ -119,22 +123,27 @@ class NoiseConditionedUNet(nn.Module):
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}.")
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
+        if context_slices < 0 or (context_slices and spatial_dims != 2):
+            raise ValueError(f"context_slices must be >= 0, and 0 for a 3D network; got {context_slices} with spatial_dims {spatial_dims}.")
         if len(tuple(features)) != 6:
             raise ValueError(f"features must hold six BasicUNet widths, got {features!r}.")
-        self.in_channels = in_channels
+        self.spatial_dims = int(spatial_dims)
+        self.in_channels = int(in_channels)
+        self.context_slices = int(context_slices)
+        self.image_channels = self.in_channels * (2 * self.context_slices + 1)
         self.use_map = conditioning in ("map", "map+film")
         self.use_film = conditioning in ("film", "map+film")
         self.data_scale = float(data_scale)
-        backbone_in = in_channels + (1 if self.use_map else 0)
+        backbone_in = self.image_channels + (1 if self.use_map else 0)
         self.backbone = FiLMBasicUNet(spatial_dims, backbone_in, 1, features, embedding_dim, self.use_film)
         self.embedding: nn.Module = nn.Identity()
         if self.use_film:
             self.embedding = nn.Sequential(nn.Linear(1, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        image = x[:, : self.in_channels]
+        image = x[:, : self.image_channels]
         target = image[:, :1]
-        sigma = x[:, self.in_channels :].clamp_min(1e-8)
+        sigma = x[:, self.image_channels :].clamp_min(1e-8)
         s2 = self.data_scale * self.data_scale
         norm = torch.sqrt(sigma * sigma + s2)
         c_skip = s2 / (sigma * sigma + s2)
