@@ -37,8 +37,8 @@ from c2s_monai.context import (
     CheckContextd,
     MoveSliceAxisd,
     RandContextSliced,
-    model_context_slices,
     RandDropContextd,
+    model_context_slices,
 )
 from c2s_monai.intensity import ScaleNoisyImaged
 from c2s_monai.multicontrast import StackContrastsd, target_items
@@ -121,7 +121,8 @@ def patch_transforms(
         size = (patch_size,) * 3
         return Compose(
             [
-                SpatialPadd(keys, spatial_size=size, mode="reflect"),
+                # numpy's symmetric padding repeats as often as needed: volumes thinner than a patch train too
+                SpatialPadd(keys, spatial_size=size, mode="symmetric"),
                 RandSpatialCropSamplesd(keys, roi_size=size, num_samples=patches_per_volume, random_size=False),
                 RandFlipd(keys, prob=0.5, spatial_axis=0),
                 RandFlipd(keys, prob=0.5, spatial_axis=1),
@@ -133,7 +134,7 @@ def patch_transforms(
         # a full-depth column per patch, then its random target slice with the neighbours as channels
         return Compose(
             [
-                SpatialPadd(keys, spatial_size=(patch_size, patch_size, -1), mode="reflect"),
+                SpatialPadd(keys, spatial_size=(patch_size, patch_size, -1), mode="symmetric"),
                 RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, -1), num_samples=patches_per_volume, random_size=False),
                 RandContextSliced(keys, context_slices),
                 RandFlipd(keys, prob=0.5, spatial_axis=0),

@@ -11,6 +11,9 @@ through :class:`OnnxNetwork` exactly as it runs the eager one.
 ONNX: opset :data:`ONNX_OPSET` (18) with PyTorch's ``torch.export``-based exporter
 (``torch.onnx.export(..., dynamo=True)``, the default since PyTorch 2.9; it needs
 ``onnxscript``), batch and spatial axes dynamic, weights stored inside the one ``.onnx`` file.
+The network's layout (``spatial_dims``, ``in_channels``, ``context_slices``) is stored in the
+file's metadata, so :class:`OnnxNetwork` tells the inferer which context to stack, as the
+eager and TorchScript networks do through their attributes.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ SPATIAL_MULTIPLE = 16
 INPUT_NAME = "image"
 OUTPUT_NAME = "pred"
 SPATIAL_AXIS_NAMES = ("height", "width", "depth")
+# network attributes the inferer reads (C2SInferer: spatial_dims, context_slices), kept in the ONNX metadata
+LAYOUT_ATTRIBUTES = ("spatial_dims", "in_channels", "context_slices")
 
 
 def _network_channels(network: torch.nn.Module) -> tuple[int, int]:
     """Input channels (image channels + the level map) and spatial dims of a ``NoiseConditionedUNet``."""
-    image_channels = getattr(network, "in_channels", None)
+    image_channels = getattr(network, "image_channels", getattr(network, "in_channels", None))
     backbone = getattr(network, "backbone", None)
     conv = getattr(getattr(getattr(backbone, "conv_0", None), "conv_0", None), "conv", None)
     if image_channels is None or conv is None:
@@ -87,13 +92,24 @@ def export_onnx(network: torch.nn.Module, path: str | os.PathLike, opset: int = 
         )
     finally:
         network.train(was_training).to(device)
-    return atomic_write(Path(path), lambda temporary: program.save(temporary, external_data=False))
+    layout = {name: str(int(getattr(network, name))) for name in LAYOUT_ATTRIBUTES if hasattr(network, name)}
+
+    def write(temporary: str) -> None:
+        import onnx
+
+        program.save(temporary, external_data=False)
+        model = onnx.load(temporary)
+        onnx.helper.set_model_props(model, layout)
+        onnx.save(model, temporary)
+
+    return atomic_write(Path(path), write)
 
 
 class OnnxNetwork(torch.nn.Module):
     """An exported ``.onnx`` network run by ONNX Runtime on the CPU, called like the torch network.
 
-    ``OnnxNetwork("model.onnx")(x)`` takes and returns torch tensors, so
+    ``OnnxNetwork("model.onnx")(x)`` takes and returns torch tensors and has the exported
+    network's ``spatial_dims``, ``in_channels`` and ``context_slices``, so
     ``C2SInferer(...)(volume, OnnxNetwork("model.onnx"))`` and
     ``c2s_monai.denoise("scan.nii.gz", OnnxNetwork("model.onnx"))`` work without torch weights.
 
@@ -112,6 +128,10 @@ class OnnxNetwork(torch.nn.Module):
         options.intra_op_num_threads = int(threads)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        layout = self.session.get_modelmeta().custom_metadata_map
+        for name in LAYOUT_ATTRIBUTES:
+            if name in layout:
+                setattr(self, name, int(layout[name]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = np.ascontiguousarray(x.detach().cpu().float().numpy())

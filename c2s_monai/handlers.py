@@ -2,8 +2,9 @@
 
 - :class:`DenoisingReportHandler` (inference, evaluation): for every input, a PNG QA figure
   (noisy | denoised | residual on a few slices, :func:`qa_figure`) and a JSON report (input and
-  output paths, the noise level used in image units and where it came from, timings, shape,
-  no-reference checks).
+  output paths, the noise level used in image units and where it came from, how the volume
+  was denoised: network dimensions, slice axis, context and its edge handling or 2D fallback,
+  the measured noise correlation; timings, shape, no-reference checks).
 - :class:`WarmupEMAHandler`: ignite's ``EMAHandler`` with the recipe's EMA warm-up
   (:class:`EMAWarmup`), attachable with ``attach(engine)`` alone.
 - :class:`LoadCheckpoint`: MONAI's ``CheckpointLoader`` whose errors (missing or unreadable
@@ -56,6 +57,7 @@ __all__ = [
     "NoReferenceReportHandler",
     "ResumeFromCheckpoint",
     "WarmupEMAHandler",
+    "inflate_context",
     "latest_checkpoint",
     "qa_figure",
     "read_checkpoint",
@@ -198,15 +200,19 @@ class DenoisingReportHandler:
         seconds = (time.perf_counter() - self._start) / max(1, len(items))
         sigmas = list(getattr(engine.inferer, "sigma_used", []))
         sources = list(getattr(engine.inferer, "sigma_source", []))
+        volumes = list(getattr(engine.inferer, "volume_info", []))
         for index, item in enumerate(items):
             sigma = float(sigmas[index]) if index < len(sigmas) else None
             source = sources[index] if index < len(sources) else "unknown"
+            volume = volumes[index] if index < len(volumes) else {}
             try:
-                self._report(engine, item, sigma, source, seconds, len(items))
+                self._report(engine, item, sigma, source, seconds, len(items), volume)
             except Exception as error:  # noqa: BLE001  a report must not stop a batch run: the denoised output is written
                 logger.warning("%s: the QA figure or JSON report failed (%s); the denoised output is kept.", item.get(self.path_key), error)
 
-    def _report(self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int) -> None:
+    def _report(
+        self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int, volume: dict | None = None
+    ) -> None:
         noisy, denoised = item[self.image_key], item[self.pred_key]
         meta = getattr(noisy, "meta", {})
         folder, name = _report_name(item, self.path_key, self.image_key)
@@ -224,6 +230,7 @@ class DenoisingReportHandler:
             "sigma_source": sigma_source,
             "flips": len(getattr(engine.inferer, "flips", ())) or None,
             "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
+            **({"volume": volume} if volume else {}),
             **_contrast_fields(meta),
             "seconds_total": seconds,
             "seconds_denoising": max(0.0, self._forward_done - self._start) / count if self._forward_done else None,
@@ -358,23 +365,54 @@ def load_pretrained(network: torch.nn.Module, path: PathLike | None) -> torch.nn
     ``path`` is a ``model.pt`` (the EMA weights that ``train.json`` and :func:`c2s_monai.train`
     write, e.g. the shipped ``bundle/models/model.pt``) or a training checkpoint (its
     ``ema_network``). ``None`` or ``""`` leaves ``network`` as it is (training from scratch).
-    A resumed run's checkpoint, loaded later, takes precedence. Weights of another network
-    shape raise one :class:`~c2s_monai.errors.InputError` naming the file.
+    A resumed run's checkpoint, loaded later, takes precedence. Weights of a slice-by-slice
+    network (``context_slices`` 0) start a 2.5D context network as that network
+    (:func:`inflate_context`). Weights of another network shape raise one
+    :class:`~c2s_monai.errors.InputError` naming the file.
     """
     if path is None or str(path) == "":
         return network
     state = read_checkpoint(path, map_location="cpu")
     if isinstance(state, dict) and isinstance(state.get("ema_network"), dict):
         state = state["ema_network"]
+    state = inflate_context(state, network)
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
         raise InputError(
-            f"{path}: the pretrained weights do not fit this network ({describe(error)}); set features, conditioning and "
-            "in_channels to the values they were trained with (the shipped checkpoint: the defaults, one contrast), or "
+            f"{path}: the pretrained weights do not fit this network ({describe(error)}); set features, conditioning, "
+            "in_channels, context_slices and spatial_dims to the values they were trained with (the shipped checkpoint: the "
+            "defaults, one contrast), or "
             "train from scratch (pretrained_ckpt null)."
         ) from error
     return network
+
+
+FIRST_CONV = "backbone.conv_0.conv_0.conv.weight"
+
+
+def inflate_context(state: dict, network: torch.nn.Module) -> dict:
+    """Weights of a slice-by-slice network made to fit the 2.5D context ``network`` (else ``state`` unchanged).
+
+    Only the first convolution differs: it gains the context channels of each contrast
+    (:mod:`c2s_monai.context`). Their weights start at zero and every other weight is kept, so
+    the inflated network computes exactly what the 2D one did until fine-tuning teaches it to
+    use the neighbours.
+    """
+    context = int(getattr(network, "context_slices", 0))
+    current = network.state_dict().get(FIRST_CONV)
+    old = state.get(FIRST_CONV) if isinstance(state, dict) else None
+    if not context or current is None or old is None or old.shape == current.shape:
+        return state
+    contrasts, block = int(network.in_channels), 2 * context + 1
+    extra = old.shape[1] - contrasts  # the level-map channel, if any
+    if old.shape[0] != current.shape[0] or old.shape[2:] != current.shape[2:] or current.shape[1] != contrasts * block + extra:
+        return state
+    inflated = torch.zeros_like(current)
+    for contrast in range(contrasts):
+        inflated[:, contrast * block] = old[:, contrast]
+    inflated[:, contrasts * block :] = old[:, contrasts:]
+    return {**state, FIRST_CONV: inflated}
 
 
 class LoadCheckpoint(CheckpointLoader):

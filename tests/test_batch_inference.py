@@ -29,6 +29,7 @@ from test_readers import make_dicom_series
 import c2s_monai
 from c2s_monai.batch import BatchFailedError
 from c2s_monai.cli import main as cli_main
+from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.readers import LoadVolume
 from c2s_monai.writers import write_dicom_series
@@ -70,8 +71,8 @@ def batch(tmp_path_factory):
     make_dicom_series(dicom / "series", num_slices=3)
     dicom_missing_slice(dicom)
     torch.manual_seed(0)
-    torch.save(NoiseConditionedUNet(features=TINY).state_dict(), root / "model.pt")
-    (root / "model_config.json").write_text(json.dumps({"network": {"features": TINY}}))
+    torch.save(NoiseConditionedUNet(features=TINY, context_slices=DEFAULT_CONTEXT_SLICES).state_dict(), root / "model.pt")
+    (root / "model_config.json").write_text(json.dumps({"network": {"features": TINY, "context_slices": DEFAULT_CONTEXT_SLICES}}))
     return root
 
 

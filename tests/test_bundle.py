@@ -28,6 +28,7 @@ from monai.bundle import (
 )
 from test_readers import make_dicom_series
 
+from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.readers import read_dicom_series
 
@@ -69,7 +70,7 @@ def data(tmp_path_factory):
         handle["reconstruction_rss"] = np.abs(_phantom(0, (3, 36, 40)) + rng.normal(0, 0.05, (3, 36, 40))).astype(np.float32)
     model = root / "tiny_model.pt"
     torch.manual_seed(0)
-    torch.save(NoiseConditionedUNet(features=TINY_FEATURES).state_dict(), model)
+    torch.save(NoiseConditionedUNet(features=TINY_FEATURES, context_slices=DEFAULT_CONTEXT_SLICES).state_dict(), model)
     return root
 
 
@@ -123,7 +124,15 @@ def test_common_definitions_are_not_copied_into_workflow_configs():
         ("ema_momentum", 0.01, "ema", lambda c: c.momentum == 0.01),
         ("learning_rate", 0.01, "optimizer", lambda c: c.param_groups[0]["lr"] <= 0.01),
         ("max_epochs", 3, "train#trainer", lambda c: c.state.max_epochs == 3),
-        ("patch_size", 48, "train#patch_transforms", lambda c: tuple(c.transforms[0].padder.spatial_size) == (48, 48, 1)),
+        ("patch_size", 48, "train#patch_transforms", lambda c: tuple(c.transforms[0].padder.spatial_size)[:2] == (48, 48)),
+        ("context_slices", 3, "network_def", lambda c: c.context_slices == 3 and c.image_channels == 7),
+        ("context_slices", 1, "inferer", lambda c: c.context_slices == 1),
+        ("context_slices", 0, "train#patch_transforms", lambda c: "SqueezeDimd" in [type(t).__name__ for t in c.transforms]),
+        ("context_dropout", 0.3, "train#patch_transforms", lambda c: c.transforms[-1].prob == 0.3),
+        ("spatial_dims", 3, "network_def", lambda c: c.spatial_dims == 3 and c.context_slices == 0),
+        ("spatial_dims", 3, "train#patch_transforms", lambda c: tuple(c.transforms[0].padder.spatial_size) == (96, 96, 96)),
+        ("slice_axis", 0, "inferer", lambda c: c.slice_axis == 0),
+        ("slice_axis", 1, "train#slices", lambda c: c.mover.slice_axis == 1),
         ("device", "cpu", "network", lambda c: next(c.parameters()).device.type == "cpu"),
         ("rician_vst", True, "train#preprocessing", lambda c: type(c.transforms[-2]).__name__ == "RicianVSTd"),
         ("rician_vst", "false", "train#preprocessing", lambda c: "RicianVSTd" not in [type(t).__name__ for t in c.transforms]),
@@ -171,17 +180,17 @@ def test_ckpt_export_torchscript_matches_the_eager_network(tmp_path):
     extra = {"metadata.json": "", "inference.json": ""}
     scripted = torch.jit.load(str(target), _extra_files=extra)
     assert json.loads(extra["metadata.json"])["version"] == json.loads(METADATA.read_text())["version"]
-    eager = NoiseConditionedUNet()
+    eager = NoiseConditionedUNet(context_slices=DEFAULT_CONTEXT_SLICES)
     eager.load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
     eager.eval()
-    inputs = torch.cat([torch.rand(1, 1, 64, 64), torch.full((1, 1, 64, 64), 0.02)], dim=1)
+    inputs = torch.cat([torch.rand(1, eager.image_channels, 64, 64), torch.full((1, 1, 64, 64), 0.02)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(scripted(inputs), eager(inputs), rtol=1e-4, atol=1e-5)
 
 
 def test_shipped_checkpoint_is_small_and_fits_the_default_network():
     assert SHIPPED_MODEL.stat().st_size < 20 * 1024 * 1024
-    NoiseConditionedUNet().load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
+    NoiseConditionedUNet(context_slices=DEFAULT_CONTEXT_SLICES).load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
 
 
 # ---------------------------------------------------------------- training
@@ -194,7 +203,7 @@ def test_train_workflow_logs_checkpoints_and_resumes(data, tmp_path):
     workflow.run()
     workflow.finalize()
     model = tmp_path / "models" / "model.pt"
-    NoiseConditionedUNet(features=TINY_FEATURES).load_state_dict(torch.load(model, weights_only=True))
+    NoiseConditionedUNet(features=TINY_FEATURES, context_slices=DEFAULT_CONTEXT_SLICES).load_state_dict(torch.load(model, weights_only=True))
     # the two newest are kept: a kill while the newest is written still leaves a complete one
     assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == ["checkpoint_1.pt", "checkpoint_2.pt"]
     assert list((tmp_path / "eval" / "train").glob("events.out.tfevents.*"))
@@ -240,11 +249,11 @@ def test_multi_gpu_train_config_runs_two_processes_on_cpu(data, tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # the checkpoint and model.pt load into the single-process network: same keys and shapes, no DDP "module." prefix
-    single = NoiseConditionedUNet(features=TINY_FEATURES).state_dict()
+    single = NoiseConditionedUNet(features=TINY_FEATURES, context_slices=DEFAULT_CONTEXT_SLICES).state_dict()
     checkpoint = torch.load(tmp_path / "models" / "checkpoints" / "checkpoint_1.pt", weights_only=True)
     for weights in (checkpoint["network"], checkpoint["ema_network"], torch.load(tmp_path / "models" / "model.pt", weights_only=True)):
         assert {k: tuple(v.shape) for k, v in weights.items()} == {k: tuple(v.shape) for k, v in single.items()}
-        NoiseConditionedUNet(features=TINY_FEATURES).load_state_dict(weights)
+        NoiseConditionedUNet(features=TINY_FEATURES, context_slices=DEFAULT_CONTEXT_SLICES).load_state_dict(weights)
     # DistributedSampler: each process ran iterations_per_epoch steps; each keeps its own random streams
     assert checkpoint["trainer"]["iteration"] == TINY_TRAIN["iterations_per_epoch"]
     ranks = checkpoint["random_state"]["ranks"]
@@ -264,7 +273,7 @@ def test_fine_tuning_starts_both_networks_from_the_pretrained_weights(data, tmp_
     assert not all(torch.equal(scratch[name], value) for name, value in pretrained.items())
     # weights of another shape: one error naming the file, before anything is written
     wide = tmp_path / "wide.pt"
-    torch.save(NoiseConditionedUNet(features=[16, 16, 32, 64, 128, 16]).state_dict(), wide)
+    torch.save(NoiseConditionedUNet(features=[16, 16, 32, 64, 128, 16], context_slices=DEFAULT_CONTEXT_SLICES).state_dict(), wide)
     with pytest.raises(RuntimeError) as raised:  # MONAI's config evaluation wraps the error: it is the cause
         _workflow(["train.json"], "train", pretrained_ckpt=str(wide), **settings).parser.get_parsed_content("network")
     assert "wide.pt: the pretrained weights do not fit this network" in str(raised.value.__cause__)
@@ -309,6 +318,37 @@ def test_inference_on_nifti_keeps_header_writes_reports_and_spares_inputs(data, 
         assert set(report["no_reference"]) == {"residual_std_ratio", "residual_correlation", "remaining_noise_ratio"}
         figure = tmp_path / f"sub-{index}_T1w_denoised_qa.png"
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ({}, {"spatial_dims": 2, "context_slices": 2, "context": "reflected at the ends; 3 slices, fewer than the 5 of the context"}),
+        ({"context_slices": 0}, {"spatial_dims": 2, "context_slices": 0, "context": "none (slice by slice)"}),
+        ({"context_slices": 1, "slice_axis": 2}, {"spatial_dims": 2, "context_slices": 1, "context": "reflected at the ends"}),
+        ({"spatial_dims": 3}, {"spatial_dims": 3, "context_slices": 0, "context": "native 3D"}),
+    ],
+)
+def test_train_then_denoise_in_each_volumetric_mode(data, tmp_path, mode, expected):
+    """2.5D context (the default), slice by slice, another slice axis, native 3D: train.json then inference.json."""
+    settings = {**TINY_TRAIN, "max_epochs": 1, "bundle_root": str(tmp_path), "dataset_dir": str(data / "noisy"), **mode}
+    workflow = _workflow(["train.json"], "train", **settings)
+    workflow.run()
+    workflow.finalize()
+    network = workflow.parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
+    inference = _workflow(
+        ["inference.json"], "infer", **TINY, **mode, dataset_dir=str(data / "noisy" / "sub-0_T1w.nii.gz"),
+        ckpt_path=str(tmp_path / "models" / "model.pt"), output_dir=str(tmp_path / "out"),
+    )
+    inference.run()
+    inference.finalize()
+    assert nib.load(tmp_path / "out" / "sub-0_T1w_denoised.nii.gz").shape == (40, 36, 3)
+    report = json.loads((tmp_path / "out" / "sub-0_T1w_denoised.json").read_text())
+    volume = report["volume"]
+    expected = {"slice_axis": 2, **expected}
+    assert {k: volume[k] for k in expected} == expected
+    assert set(volume["noise_correlation"]) == {"across_slices", "in_plane", "threshold", "independent"}
 
 
 def test_inference_with_a_given_sigma_reports_it(data, tmp_path):

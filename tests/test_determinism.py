@@ -15,6 +15,7 @@ import torch
 from monai.bundle import create_workflow
 
 import c2s_monai
+from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
@@ -79,7 +80,7 @@ def test_bundle_training_and_inference_are_reproducible(scan, tmp_path, monkeypa
         denoised.append(nib.load(tmp_path / f"out_{name}" / "scan_denoised.nii.gz").get_fdata())
     np.testing.assert_array_equal(denoised[0], denoised[1])
     # the bundle and the Python API denoise alike
-    network = c2s_monai.NoiseConditionedUNet(features=TINY)
+    network = c2s_monai.NoiseConditionedUNet(features=TINY, context_slices=DEFAULT_CONTEXT_SLICES)
     network.load_state_dict(_weights(models[0]))
     api = c2s_monai.denoise(scan, network.eval(), tmp_path / "api.nii.gz", flips=2)
     np.testing.assert_allclose(nib.load(api).get_fdata(), denoised[0], rtol=1e-6, atol=1e-4)

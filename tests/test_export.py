@@ -20,6 +20,7 @@ from monai.bundle import ckpt_export
 
 from c2s_monai import C2SInferer, NoiseConditionedUNet
 from c2s_monai.cli import _export_onnx
+from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.export import ONNX_OPSET, OnnxNetwork, export_onnx
 
 
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def shipped():
-    network = NoiseConditionedUNet()
+    network = NoiseConditionedUNet(context_slices=DEFAULT_CONTEXT_SLICES)
     network.load_state_dict(torch.load(SHIPPED_MODEL, weights_only=True))
     return network.eval()
 

@@ -105,7 +105,8 @@ def test_task_reads_the_bundle_from_any_working_directory_and_returns_a_float_im
 
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
-    [("sigma_data", "12.5", 12.5), ("sigma_data", 3, 3.0), ("sigma_data", " mad", "mad"), ("flips", "2", 2), ("flips", 4, 4)],
+    [("sigma_data", "12.5", 12.5), ("sigma_data", 3, 3.0), ("sigma_data", " mad", "mad"), ("flips", "2", 2), ("flips", 4, 4),
+     ("slice_axis", "0", 0), ("slice_axis", 2, 2), ("slice_axis", "Auto", "auto")],
 )
 def test_request_options_are_parsed(name, value, expected):
     from c2s_monai.monailabel_adapter.task import _request_value
@@ -115,7 +116,8 @@ def test_request_options_are_parsed(name, value, expected):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("sigma_data", "$__import__('os').getcwd()"), ("sigma_data", "@network_def"), ("sigma_data", "-1"), ("sigma_data", "inf"), ("flips", "3"), ("flips", "$4")],
+    [("sigma_data", "$__import__('os').getcwd()"), ("sigma_data", "@network_def"), ("sigma_data", "-1"), ("sigma_data", "inf"), ("flips", "3"), ("flips", "$4"),
+     ("slice_axis", "$2"), ("slice_axis", "3")],
 )
 def test_request_options_that_could_reach_the_config_parser_as_code_are_refused(name, value):
     from c2s_monai.monailabel_adapter.task import _request_value
@@ -214,7 +216,7 @@ def test_infer_on_an_uploaded_volume_with_request_options(server, tmp_path):
     source = _dipy_crop(tmp_path / "upload.nii.gz")
     noisy = np.asarray(nib.load(str(source)).dataobj, np.float32)
     sigma = _slice_mad(noisy)
-    params = json.dumps({"sigma_data": sigma, "flips": 1})
+    params = json.dumps({"sigma_data": sigma, "flips": 1, "slice_axis": 2})
     with source.open("rb") as handle:
         response = requests.post(
             f"{server['url']}/infer/c2s", params={"output": "image"}, files={"file": ("upload.nii.gz", handle)},
@@ -233,3 +235,6 @@ def test_infer_on_an_uploaded_volume_with_request_options(server, tmp_path):
             data={"params": params}, timeout=REQUEST_TIMEOUT,
         ).json()
     assert report["sigma_data"] == pytest.approx(sigma) and report["sigma_source"] == "given"
+    volume = report["volume"]  # the bundle's default 2.5D context, along the requested axis
+    assert volume["context_slices"] == 2 and volume["slice_axis"] == 2 and volume["context"] == "reflected at the ends"
+    assert set(volume["noise_correlation"]) >= {"across_slices", "in_plane", "independent"}

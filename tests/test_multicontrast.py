@@ -25,6 +25,7 @@ from torch import nn
 
 from c2s_monai import denoise_subject, train_multicontrast
 from c2s_monai.cli import _denoise_multicontrast
+from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.errors import InputError
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.intensity import ScaleNoisyImage, contrast_sigma_data, intensity_scale
@@ -449,7 +450,7 @@ def bundle_root(data, tmp_path_factory) -> Path:
 def test_bundle_training_writes_each_target_network_and_its_channel_order(bundle_root):
     for target in CONTRASTS:
         model = bundle_root / "models" / target / "model.pt"
-        NoiseConditionedUNet(in_channels=3, features=TINY).load_state_dict(torch.load(model, weights_only=True))
+        NoiseConditionedUNet(in_channels=3, features=TINY, context_slices=DEFAULT_CONTEXT_SLICES).load_state_dict(torch.load(model, weights_only=True))
         assert read_channel_order(model) == rotate_target(CONTRASTS, target)
         assert (bundle_root / "models" / target / "checkpoints" / "checkpoint_1.pt").is_file()
         report = json.loads((bundle_root / "eval" / f"train_{target}" / "validation_no_reference.json").read_text())
@@ -479,7 +480,7 @@ def test_bundle_joint_inference_denoises_every_contrast_of_every_subject(data, b
     # the bundle and the Python API give the same images with the same networks
     networks = {}
     for name in CONTRASTS:
-        networks[name] = NoiseConditionedUNet(in_channels=3, features=TINY)
+        networks[name] = NoiseConditionedUNet(in_channels=3, features=TINY, context_slices=DEFAULT_CONTEXT_SLICES)
         networks[name].load_state_dict(torch.load(bundle_root / "models" / name / "model.pt", weights_only=True))
     files = {name: data / "sub-1" / f"{name}.nii.gz" for name in CONTRASTS}
     api = denoise_subject(files, networks, tmp_path / "api", contrasts=CONTRASTS, flips=1)

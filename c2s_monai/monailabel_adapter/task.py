@@ -20,8 +20,11 @@ folder per request and handed to MONAI Label as the result file, never an intege
 The JSON result carries the noise level used (``sigma_data``, image units) and its source.
 
 Per-request options (MONAI Label ``params``): ``sigma_data`` (a number in the image's units,
-or ``"auto"``, ``"mad"``, ``"background"``) and ``flips`` (1, 2 or 4); their defaults are the
-bundle's.
+or ``"auto"``, ``"mad"``, ``"background"``), ``flips`` (1, 2 or 4) and ``slice_axis``
+(``"auto"`` or 0, 1, 2: the axis the slices and their 2.5D context are taken along); their
+defaults are the bundle's. The JSON result also says how the volume was denoised
+(``volume``: network dimensions, slice axis, context and edge handling or 2D fallback, the
+measured noise correlation).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from monai.transforms import Compose
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
+from c2s_monai.context import AUTO
 from c2s_monai.estimation import ESTIMATORS
 from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer
 
@@ -49,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = Path("configs") / "inference.json"
 METADATA_FILE = Path("configs") / "metadata.json"
-REQUEST_OPTIONS = ("sigma_data", "flips")
+REQUEST_OPTIONS = ("sigma_data", "flips", "slice_axis")
 OUTPUT_DIR_KEY = "c2s_output_dir"
 INFERER_KEY = "c2s_inferer"
 
@@ -81,6 +85,12 @@ def _request_value(name: str, value: Any) -> float | int | str:
     if name == "flips":
         if str(value).strip() not in {str(flips) for flips in FLIP_ENSEMBLES}:
             raise ValueError(f"flips must be one of {tuple(FLIP_ENSEMBLES)}, got {value!r}.")
+        return int(value)
+    if name == "slice_axis":
+        if str(value).strip().lower() == AUTO:
+            return AUTO
+        if str(value).strip() not in {"0", "1", "2"}:
+            raise ValueError(f"slice_axis must be 'auto' or 0, 1, 2, got {value!r}.")
         return int(value)
     if isinstance(value, str) and value.strip() in ESTIMATORS:
         return value.strip()
@@ -196,5 +206,7 @@ class BundleDenoiseTask(BasicInferTask):
         result_json: dict[str, Any] = {"output": "denoised image (float32 NIfTI, the input's units)"}
         if inferer is not None and inferer.sigma_used:
             result_json.update({"sigma_data": float(inferer.sigma_used[0]), "sigma_source": inferer.sigma_source[0]})
+        if inferer is not None and getattr(inferer, "volume_info", None):
+            result_json["volume"] = inferer.volume_info[0]
         logger.info("denoised %s -> %s (%s)", data.get("image_path"), result, result_json)
         return result, result_json

@@ -1,0 +1,132 @@
+"""The "Volumetric" section of docs/benchmarks.md, from the results of :mod:`benchmarks.volumetric`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.pages import write_section
+
+START = "<!-- volumetric:start -->"
+END = "<!-- volumetric:end -->"
+CLASSICAL_LABELS = {
+    "noisy": "noisy input",
+    "nlm": "NLM on the volume (scikit-image)",
+    "bm3d": "BM3D, slice by slice",
+    "bm4d": "BM4D on the volume",
+}
+CONDITION_TITLES = {
+    "gaussian_6": "Gaussian 6%",
+    "gaussian_3": "Gaussian 3%",
+    "gaussian_10": "Gaussian 10%",
+    "rician_6": "Rician 6% (learned methods on the Rician VST; BM4D and NLM with the Gaussian sigma)",
+    "thick_6": "Thick slices (5 x 1 mm averaged into 5 mm), Gaussian 6%",
+}
+
+
+def _load(folder: Path) -> dict[str, dict[str, dict]]:
+    results: dict[str, dict[str, dict]] = {}
+    for path in sorted(folder.glob("*/*.json")):
+        if path.parent.name in ("curves",):
+            continue
+        results.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text())
+    return results
+
+
+def _row(name: str, result: dict) -> str:
+    metrics = result["metrics"]
+    label = result.get("label", CLASSICAL_LABELS.get(name, name))
+    flips = result.get("metrics_flips4", {}).get("psnr_mask")
+    flips_text = f"{flips:.2f}" if flips is not None else ""
+    if "train_seconds" in result:
+        cost = f"{result['iterations']} steps, {result['train_seconds']:.0f} s training; {result['inference_seconds_slab']:.1f} s inference"
+    else:
+        cost = f"{result.get('seconds', 0):.1f} s"
+    return f"| {label} | {metrics['psnr_mask']:.2f} | {metrics['ssim_mask']:.3f} | {metrics['psnr_image']:.2f} | {flips_text} | {cost} |"
+
+
+def _table(condition: str, results: dict[str, dict]) -> list[str]:
+    lines = [
+        f"**{CONDITION_TITLES.get(condition, condition)}**",
+        "",
+        "| method | PSNR brain (dB) | SSIM brain | PSNR image (dB) | 4 flips, PSNR brain | cost (one thread) |",
+        "|---|---|---|---|---|---|",
+    ]
+    order = [n for n in ("noisy", "nlm", "bm3d", "bm4d") if n in results] + sorted(n for n in results if n not in CLASSICAL_LABELS)
+    lines += [_row(name, results[name]) for name in order]
+    return lines + [""]
+
+
+def _curves(folder: Path, bm4d: float | None) -> list[str]:
+    paths = sorted((folder / "curves").glob("*.json"))
+    if not paths:
+        return []
+    lines = [
+        "**15-minute curves** (`python -m benchmarks.volumetric curve --method M --minutes 15 --threads 2`: "
+        "the run alone on both cores, the schedule sized to the budget; only training steps are on the clock)",
+        "",
+        "| method | condition | steps | PSNR at 5 / 10 / 15 min (dB) | final, 1 flip | final, 4 flips | first above BM4D |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        result = json.loads(path.read_text())
+        curve = result["curve"]
+
+        def at(minutes: float) -> str:
+            points = [p for p in curve if p["train_seconds"] <= minutes * 60 + 1]
+            return f"{points[-1]['psnr_mask']:.2f}" if points else "-"
+
+        above = next((p for p in curve if bm4d is not None and p["psnr_mask"] >= bm4d), None)
+        first = f"{above['train_seconds'] / 60:.1f} min" if above else "not reached"
+        lines.append(
+            f"| {result['label']} | {result['condition']} | {result['iterations']} | {at(5)} / {at(10)} / {at(15)} | "
+            f"{result['metrics']['psnr_mask']:.2f} | {result['metrics_flips4']['psnr_mask']:.2f} | {first} |"
+        )
+    return lines + [""]
+
+
+def _speed(folder: Path) -> list[str]:
+    path = folder / "speed.json"
+    if not path.is_file():
+        return []
+    speed = json.loads(path.read_text())
+    lines = [
+        f"**Inference time**, {speed['volume']} volume, {speed['threads']} threads, 1 flip "
+        "(`python -m benchmarks.volumetric speed`; `onnxruntime`: the network exported by `c2s_monai.export.export_onnx`, float32)",
+        "",
+        "| network | float32 eager (s) | bfloat16 eager (s) | ONNX Runtime float32 (s) |",
+        "|---|---|---|---|",
+    ]
+    for mode, label in (("2d", "2D"), ("k1", "2.5D, K = 1"), ("k2", "2.5D, K = 2 (default)"), ("k3", "2.5D, K = 3"), ("3d", "3D")):
+        if f"{mode}_float32_s" in speed:
+            onnx = speed.get(f"{mode}_onnxruntime_s")
+            lines.append(f"| {label} | {speed[f'{mode}_float32_s']:.2f} | {speed[f'{mode}_bfloat16_s']:.2f} | {'' if onnx is None else f'{onnx:.2f}'} |")
+    lines += ["", f"The noise-independence check adds {speed['noise_check_s']:.2f} s per volume (included above)." if speed.get("noise_check_included")
+              else f"The noise-independence check takes {speed['noise_check_s']:.2f} s per volume (not included above).", ""]
+    return lines
+
+
+def write_report(folder: Path, target: Path, notes: list[str] | None = None) -> None:
+    """Write the section between :data:`START` and :data:`END` of ``target``."""
+    results = _load(folder)
+    commits = sorted({r.get("commit", "?") for by_method in results.values() for r in by_method.values()})
+    lines = [START, "## Volumetric (issue 14)", ""]
+    lines += [
+        "Protocol (`benchmarks/volumetric.py`): the MNI152 T1 slab z = 40..140 (197x233x101, 1 mm) with noise drawn as one "
+        "array (`numpy.random.default_rng(0)`); scored on z = 45, 55, ..., 135 (the thick volume: all 20 slices), PSNR and "
+        "SSIM inside `clean > 0.1`, PSNR over the whole image. Self-supervised methods train on the noisy volume they denoise; "
+        "the supervised bound trains on it with clean targets, never those of the scored slices. Every learned method: the "
+        "bundle's network and recipe (Adam 8e-3, warm-up and cosine, EMA, bfloat16 autocast), 600 steps of 8 patches 96x96 "
+        "(the 3D network: 2 patches 48^3), one thread, two runs side by side. Classical methods get the true sigma. "
+        f"Results at commit(s) {', '.join(commits)}; `python -m benchmarks.volumetric run` (resumable), then `report`.",
+        "",
+    ]
+    for condition in ("gaussian_6", "gaussian_3", "gaussian_10", "rician_6", "thick_6"):
+        if condition in results:
+            lines += _table(condition, results[condition])
+    bm4d = results.get("gaussian_6", {}).get("bm4d", {}).get("metrics", {}).get("psnr_mask")
+    lines += _curves(folder, bm4d)
+    lines += _speed(folder)
+    lines += list(notes or [])
+    lines.append(END)
+    write_section(target, lines)
