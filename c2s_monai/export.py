@@ -18,6 +18,7 @@ eager and TorchScript networks do through their attributes.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch.export import Dim
 
 from c2s_monai.io import atomic_write
 
-__all__ = ["ONNX_OPSET", "OnnxNetwork", "export_onnx"]
+__all__ = ["ONNX_OPSET", "OnnxNetwork", "cached_onnx", "export_onnx", "onnx_available"]
 
 ONNX_OPSET = 18
 SPATIAL_MULTIPLE = 16
@@ -137,3 +138,39 @@ class OnnxNetwork(torch.nn.Module):
         inputs = np.ascontiguousarray(x.detach().cpu().float().numpy())
         (outputs,) = self.session.run(None, {self.input_name: inputs})
         return torch.from_numpy(outputs).to(x.device)
+
+
+def onnx_available() -> bool:
+    """Whether ONNX export and ONNX Runtime are installed (``pip install 'c2s-monai[export]'``)."""
+    return all(importlib.util.find_spec(module) is not None for module in ("onnx", "onnxscript", "onnxruntime"))
+
+
+def cache_folder() -> Path:
+    """Where exported networks are kept: ``$C2S_MONAI_CACHE``, else ``$XDG_CACHE_HOME/c2s_monai``, else ``~/.cache/c2s_monai``."""
+    if os.environ.get("C2S_MONAI_CACHE"):
+        return Path(os.environ["C2S_MONAI_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "c2s_monai"
+
+
+def network_digest(network: torch.nn.Module) -> str:
+    """A hash of ``network``'s weights and layout (names, shapes, values), with the torch version that exports it."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for name in LAYOUT_ATTRIBUTES + ("use_map", "use_film", "data_scale"):
+        digest.update(f"{name}={getattr(network, name, None)}".encode())
+    for name, tensor in network.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_onnx(network: torch.nn.Module, folder: str | os.PathLike | None = None) -> Path:
+    """The ONNX file of ``network``: exported once into ``folder`` (:func:`cache_folder`), named by :func:`network_digest`.
+
+    Weights that change (a network in training) get a new file; the same weights are exported once.
+    """
+    path = Path(folder or cache_folder()) / f"{network_digest(network)}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(network, path)
+    return path

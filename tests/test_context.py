@@ -313,3 +313,40 @@ def test_context_beats_2d_when_the_neighbours_carry_the_signal(tmp_path, one_thr
     noisy_psnr = psnr_fn(clean, noisy)
     assert scores[0] > noisy_psnr + 2, scores
     assert scores[2] > scores[0] + 1.5, (scores, noisy_psnr)
+
+
+# ----------------------------------------------------------------------- the ONNX Runtime backend
+
+
+def test_onnxruntime_backend_matches_eager_and_exports_once(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.setenv("C2S_MONAI_CACHE", str(tmp_path / "cache"))
+    network = _context_network()
+    volume = torch.from_numpy(_noisy_volume((40, 36, 5)))[None, None]
+    eager = C2SInferer(sigma_data=0.05, backend="torch", autocast_dtype="float32", check_noise=False)
+    exported = C2SInferer(sigma_data=0.05, backend="onnxruntime", check_noise=False)
+    expected = eager(volume, network)
+    torch.testing.assert_close(exported(volume, network), expected, atol=1e-4, rtol=1e-4)
+    assert exported.volume_info[0]["backend"] == "onnxruntime (float32)" and eager.volume_info[0]["backend"] == "torch (float32)"
+    files = list((tmp_path / "cache").glob("*.onnx"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    C2SInferer(sigma_data=0.05, backend="onnxruntime", check_noise=False)(volume, network)  # a new inferer: the cached file
+    assert [f.stat().st_mtime_ns for f in (tmp_path / "cache").glob("*.onnx")] == [stamp]
+
+
+def test_auto_backend_uses_onnxruntime_only_without_native_bfloat16(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import c2s_monai.inferers as inferers
+
+    monkeypatch.setenv("C2S_MONAI_CACHE", str(tmp_path / "cache"))
+    volume = torch.from_numpy(_noisy_volume((32, 32, 4)))[None, None]
+    inferer = C2SInferer(sigma_data=0.05, check_noise=False)
+    monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: torch.bfloat16)  # a CPU with native bfloat16
+    inferer(volume, _context_network())
+    assert inferer.volume_info[0]["backend"] == "torch (bfloat16)"
+    monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: None)  # one without
+    inferer(volume, _context_network())
+    assert inferer.volume_info[0]["backend"] == "onnxruntime (float32)"

@@ -60,10 +60,11 @@ def shipped_onnx(shipped, tmp_path_factory):
     return path
 
 
-def _inputs(batch: int, height: int, width: int, sigma: float = 0.006, seed: int = 0) -> torch.Tensor:
+def _inputs(batch: int, height: int, width: int, sigma: float = 0.006, seed: int = 0, channels: int = 1 + 2 * DEFAULT_CONTEXT_SLICES) -> torch.Tensor:
+    """The shipped network's input: the slice, its context slices, the noise-level map."""
     generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 1, height, width, generator=generator)
-    return torch.cat([image, torch.full_like(image, sigma)], dim=1)
+    image = torch.rand(batch, channels, height, width, generator=generator)
+    return torch.cat([image, torch.full_like(image[:, :1], sigma)], dim=1)
 
 
 def _phantom_volume(seed: int = 0) -> torch.Tensor:
@@ -84,8 +85,11 @@ def test_onnx_file_declares_opset_names_and_dynamic_axes(shipped_onnx):
     def dims(value):
         return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
 
-    assert dims(graph_input) == ["batch", 2, "height", "width"]
+    assert dims(graph_input) == ["batch", 2 + 2 * DEFAULT_CONTEXT_SLICES, "height", "width"]
     assert dims(graph_output) == ["batch", 1, "height", "width"]
+    layout = {p.key: p.value for p in model.metadata_props}  # what OnnxNetwork tells the inferer
+    assert layout == {"spatial_dims": "2", "in_channels": "1", "context_slices": str(DEFAULT_CONTEXT_SLICES)}
+    assert OnnxNetwork(shipped_onnx, threads=1).context_slices == DEFAULT_CONTEXT_SLICES
 
 
 @pytest.mark.parametrize(("batch", "height", "width"), [(1, 64, 64), (3, 96, 160), (2, 256, 32)])
@@ -134,7 +138,7 @@ def test_cli_export_onnx_of_a_film_network_matches_eager(tmp_path):
     (tmp_path / "model_config.json").write_text(json.dumps({"network": network_args}))
     exported = Path(_export_onnx(str(model)))
     assert exported == tmp_path / "model.onnx"
-    inputs = _inputs(2, 48, 80, sigma=0.02)
+    inputs = _inputs(2, 48, 80, sigma=0.02, channels=1)
     with torch.no_grad():
         expected = network.eval()(inputs)
     assert (OnnxNetwork(exported, threads=1)(inputs) - expected).abs().max().item() < TOLERANCE

@@ -42,14 +42,16 @@ def test_pretraining_set_leaves_out_the_t1_and_the_axial_view(tmp_path):
     clean = mni152_contrast("t2")
     sagittal = nib.load(str(tmp_path / "mni152_t2_sagittal_gaussian_6pct.nii.gz"))
     noisy = np.asarray(sagittal.dataobj)
-    # slices run along the last axis: x = 30, 33, ... of the template, each a (y, z) image
-    expected_clean = np.transpose(clean[30:168:3], (1, 2, 0))
-    assert noisy.shape == expected_clean.shape == (233, 189, 46)
+    # slices run along the last axis: x = 30, 32, ... of the template (2 mm apart), each a (y, z) image
+    expected_clean = np.transpose(clean[30:168:2], (1, 2, 0))
+    assert noisy.shape == expected_clean.shape == (233, 189, 69)
     assert np.std(noisy - expected_clean) == pytest.approx(0.06, rel=0.02)
     # the affine maps each voxel to its place in the template's world space
     template = nib.load(str(mni152_t1_path())).affine
     voxel = np.array([10, 20, 5, 1])
-    np.testing.assert_allclose(sagittal.affine @ voxel, template @ np.array([30 + 3 * 5, 10, 20, 1]))
+    np.testing.assert_allclose(sagittal.affine @ voxel, template @ np.array([30 + 2 * 5, 10, 20, 1]))
     coronal = nib.load(str(tmp_path / "mni152_t2_coronal_rician_6pct.nii.gz"))
-    assert coronal.shape == (197, 189, 58)
-    np.testing.assert_allclose(coronal.affine @ voxel, template @ np.array([10, 30 + 3 * 5, 20, 1]))
+    assert coronal.shape == (197, 189, 87)
+    np.testing.assert_allclose(coronal.affine @ voxel, template @ np.array([10, 30 + 2 * 5, 20, 1]))
+    # the 2.5D context takes the slices along the last axis, the one of largest spacing (2 mm)
+    assert [round(float(z), 3) for z in nib.affines.voxel_sizes(sagittal.affine)] == [1.0, 1.0, 2.0]
