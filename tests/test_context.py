@@ -339,7 +339,7 @@ def test_onnxruntime_backend_matches_eager_and_exports_once(tmp_path, monkeypatc
 def test_auto_backend_uses_onnxruntime_only_without_native_bfloat16(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    import c2s_monai.inferers as inferers
+    from c2s_monai import inferers
 
     monkeypatch.setenv("C2S_MONAI_CACHE", str(tmp_path / "cache"))
     volume = torch.from_numpy(_noisy_volume((32, 32, 4)))[None, None]
