@@ -62,8 +62,8 @@ def _curves(folder: Path, bm4d: float | None) -> list[str]:
     if not paths:
         return []
     lines = [
-        "**15-minute curves** (`python -m benchmarks.volumetric curve --method M --minutes 15 --threads 2`: "
-        "the run alone on both cores, the schedule sized to the budget; only training steps are on the clock)",
+        ("**15-minute curves** (`python -m benchmarks.volumetric curve --method M --minutes 15 --threads 2`: "
+        "the run alone on both cores, the schedule sized to the budget; only training steps are on the clock)"),
         "",
         "| method | condition | steps | PSNR at 5 / 10 / 15 min (dB) | final, 1 flip | final, 4 flips | first above BM4D |",
         "|---|---|---|---|---|---|---|",
@@ -72,7 +72,7 @@ def _curves(folder: Path, bm4d: float | None) -> list[str]:
         result = json.loads(path.read_text())
         curve = result["curve"]
 
-        def at(minutes: float) -> str:
+        def at(minutes: float, curve: list = curve) -> str:
             points = [p for p in curve if p["train_seconds"] <= minutes * 60 + 1]
             return f"{points[-1]['psnr_mask']:.2f}" if points else "-"
 
@@ -91,8 +91,8 @@ def _speed(folder: Path) -> list[str]:
         return []
     speed = json.loads(path.read_text())
     lines = [
-        f"**Inference time**, {speed['volume']} volume, {speed['threads']} threads, 1 flip "
-        "(`python -m benchmarks.volumetric speed`; `onnxruntime`: the network exported by `c2s_monai.export.export_onnx`, float32)",
+        (f"**Inference time**, {speed['volume']} volume, {speed['threads']} threads, 1 flip "
+        "(`python -m benchmarks.volumetric speed`; `onnxruntime`: the network exported by `c2s_monai.export.export_onnx`, float32)"),
         "",
         "| network | float32 eager (s) | bfloat16 eager (s) | ONNX Runtime float32 (s) |",
         "|---|---|---|---|",
@@ -112,13 +112,13 @@ def write_report(folder: Path, target: Path, notes: list[str] | None = None) -> 
     commits = sorted({r.get("commit", "?") for by_method in results.values() for r in by_method.values()})
     lines = [START, "## Volumetric (issue 14)", ""]
     lines += [
-        "Protocol (`benchmarks/volumetric.py`): the MNI152 T1 slab z = 40..140 (197x233x101, 1 mm) with noise drawn as one "
+        ("Protocol (`benchmarks/volumetric.py`): the MNI152 T1 slab z = 40..140 (197x233x101, 1 mm) with noise drawn as one "
         "array (`numpy.random.default_rng(0)`); scored on z = 45, 55, ..., 135 (the thick volume: all 20 slices), PSNR and "
         "SSIM inside `clean > 0.1`, PSNR over the whole image. Self-supervised methods train on the noisy volume they denoise; "
         "the supervised bound trains on it with clean targets, never those of the scored slices. Every learned method: the "
         "bundle's network and recipe (Adam 8e-3, warm-up and cosine, EMA, bfloat16 autocast), 600 steps of 8 patches 96x96 "
         "(the 3D network: 2 patches 48^3), one thread, two runs side by side. Classical methods get the true sigma. "
-        f"Results at commit(s) {', '.join(commits)}; `python -m benchmarks.volumetric run` (resumable), then `report`.",
+        f"Results at commit(s) {', '.join(commits)}; `python -m benchmarks.volumetric run` (resumable), then `report`."),
         "",
     ]
     for condition in ("gaussian_6", "gaussian_3", "gaussian_10", "rician_6", "thick_6"):
