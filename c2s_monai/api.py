@@ -42,7 +42,7 @@ from c2s_monai.context import (
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.errors import InputError, describe
-from c2s_monai.handlers import load_pretrained, read_checkpoint
+from c2s_monai.handlers import FIRST_CONV, load_pretrained, read_checkpoint
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.intensity import (
     check_contrast_sigmas,
@@ -232,18 +232,41 @@ def _model_config(model_path: str | os.PathLike) -> dict:
     return config
 
 
+def _layout_of_weights(state: Mapping, in_channels: int) -> dict:
+    """``spatial_dims``, ``context_slices`` and ``conditioning`` that weights of ``in_channels`` contrasts were trained with.
+
+    Read off the first convolution, ``(width, C (2K + 1) [+ 1 level map], 3, 3[, 3])``, and
+    the presence of FiLM layers; ``{}`` where it does not tell (the defaults then apply).
+    """
+    weight = state.get(FIRST_CONV) if isinstance(state, Mapping) else None
+    if weight is None:
+        return {}
+    film = any(str(name).startswith("embedding.") for name in state)
+    for conditioning, extra in ((("map+film", 1), ("film", 0)) if film else (("map", 1),)):
+        image_channels = int(weight.shape[1]) - extra
+        block, remainder = divmod(image_channels, in_channels)
+        if not remainder and block % 2 == 1:
+            return {"spatial_dims": weight.ndim - 2, "context_slices": (block - 1) // 2, "conditioning": conditioning}
+    return {}
+
+
 def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels: int | None = None) -> NoiseConditionedUNet:
     """Build the network described by ``model_config.json`` beside ``model_path`` and load its weights.
 
-    ``in_channels`` is used when there is no ``model_config.json`` to say it (a multi-contrast
-    bundle checkpoint, whose channels ``contrasts.json`` records).
+    Without a ``model_config.json`` (a bundle checkpoint, e.g. the shipped ``bundle/models/model.pt``)
+    the network's dimensions, 2.5D context and conditioning are read off the weights, with the
+    default widths; ``in_channels`` then says the contrasts (a multi-contrast bundle checkpoint,
+    whose channels ``contrasts.json`` records).
     """
     model_path = Path(model_path)
-    network_args = _model_config(model_path).get("network", {})
-    if in_channels is not None:
+    state = read_checkpoint(model_path, map_location=device)
+    network_args = _model_config(model_path).get("network")
+    if network_args is None:
+        network_args = {**({"in_channels": int(in_channels)} if in_channels is not None else {}),
+                        **_layout_of_weights(state, int(in_channels or 1))}
+    elif in_channels is not None:
         network_args = {"in_channels": int(in_channels), **network_args}
     network = NoiseConditionedUNet(**network_args)
-    state = read_checkpoint(model_path, map_location=device)
     try:
         network.load_state_dict(state)
     except RuntimeError as error:

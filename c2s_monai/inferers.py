@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.inferers import Inferer, SlidingWindowInferer
 from torch import nn
 from tqdm import tqdm
@@ -100,8 +101,9 @@ class C2SInferer(Inferer):
         volume_roi_size: window of the 3D sliding-window inference (3D networks).
         check_noise: measure the noise correlation of every volume (``volume_info``).
         backend: ``"torch"`` (eager, with ``autocast_dtype``), ``"onnxruntime"`` (the network's ONNX
-            export run by ONNX Runtime in float32, CPU) or ``"auto"``: ONNX Runtime on a CPU without
-            native bfloat16 when it is installed (``c2s-monai[export]``), eager torch otherwise.
+            export run by ONNX Runtime in float32, CPU) or ``"auto"``: with ``autocast_dtype="auto"``
+            on a CPU without native bfloat16, ONNX Runtime when it is installed
+            (``c2s-monai[export]``), eager torch otherwise.
     """
 
     def __init__(
@@ -200,7 +202,9 @@ class C2SInferer(Inferer):
         eager = f"torch ({str(dtype or torch.float32).removeprefix('torch.')})"
         if self.backend == "torch" or device.type != "cpu" or isinstance(network, OnnxNetwork):
             return network, eager if not isinstance(network, OnnxNetwork) else "onnxruntime (float32)"
-        if self.backend == "auto" and (dtype is not None or not onnx_available() or not isinstance(network, NoiseConditionedUNet)):
+        if self.backend == "auto" and (
+            self.autocast_setting != "auto" or dtype is not None or not onnx_available() or not isinstance(network, NoiseConditionedUNet)
+        ):
             return network, eager
         digest = network_digest(network)
         if digest not in self._exported:
@@ -287,7 +291,9 @@ class C2SInferer(Inferer):
                 scaled = RicianVST()(scaled, sigma)
             self.sigma_used.append(sigma * scale)
             self.sigma_source.append(scaler.sigma_source)
-            volume = torch.as_tensor(scaled if scaled.ndim == 4 else scaled.unsqueeze(-1))
+            # a plain tensor from here: MetaTensor's per-op bookkeeping would double the network's time
+            volume = scaled.as_tensor() if isinstance(scaled, MetaTensor) else torch.as_tensor(scaled)
+            volume = volume if volume.ndim == 4 else volume.unsqueeze(-1)
             axis = resolve_slice_axis(self.slice_axis, spacing) if volume.shape[-1] > 1 else 2
             volume = torch.movedim(volume, 1 + axis, -1)
             spatial_dims = int(getattr(sample_network, "spatial_dims", 2))

@@ -343,10 +343,13 @@ def test_auto_backend_uses_onnxruntime_only_without_native_bfloat16(tmp_path, mo
 
     monkeypatch.setenv("C2S_MONAI_CACHE", str(tmp_path / "cache"))
     volume = torch.from_numpy(_noisy_volume((32, 32, 4)))[None, None]
-    inferer = C2SInferer(sigma_data=0.05, check_noise=False)
+    inferer = C2SInferer(sigma_data=0.05, check_noise=False, autocast_dtype="auto")
     monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: torch.bfloat16)  # a CPU with native bfloat16
     inferer(volume, _context_network())
     assert inferer.volume_info[0]["backend"] == "torch (bfloat16)"
     monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: None)  # one without
     inferer(volume, _context_network())
     assert inferer.volume_info[0]["backend"] == "onnxruntime (float32)"
+    explicit = C2SInferer(sigma_data=0.05, check_noise=False, autocast_dtype="float32")  # asked for eager float32
+    explicit(volume, _context_network())
+    assert explicit.volume_info[0]["backend"] == "torch (float32)"
