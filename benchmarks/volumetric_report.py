@@ -101,8 +101,7 @@ def _speed(folder: Path) -> list[str]:
         if f"{mode}_float32_s" in speed:
             onnx = speed.get(f"{mode}_onnxruntime_s")
             lines.append(f"| {label} | {speed[f'{mode}_float32_s']:.2f} | {speed[f'{mode}_bfloat16_s']:.2f} | {'' if onnx is None else f'{onnx:.2f}'} |")
-    lines += ["", f"The noise-independence check adds {speed['noise_check_s']:.2f} s per volume (included above)." if speed.get("noise_check_included")
-              else f"The noise-independence check takes {speed['noise_check_s']:.2f} s per volume (not included above).", ""]
+    lines += ["", f"Each time includes the noise-independence check of the volume ({speed['noise_check_s']:.2f} s alone).", ""]
     return lines
 
 

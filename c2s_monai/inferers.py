@@ -165,15 +165,19 @@ class C2SInferer(Inferer):
             # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
             pad_h, pad_w = max(32, height + (-height) % 16) - height, max(32, width + (-width) % 16) - width
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h), mode="replicate")
+        run = (lambda x: self.sliding_window(x, network)) if use_window else network
+        return self._flip_average(run, inputs)[..., :height, :width]
+
+    def _flip_average(self, run, inputs: torch.Tensor) -> torch.Tensor:
+        """``run(inputs)`` in the configured precision, averaged over the test-time ``flips``, float32."""
         total = torch.zeros_like(inputs[:, :1])
         dtype = autocast_dtype(self.autocast_setting, inputs.device.type)
         for dims in self.flips:
             flipped = inputs.flip(dims) if dims else inputs
             with torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
-                out = self.sliding_window(flipped, network) if use_window else network(flipped)
-            out = out.float()
+                out = run(flipped).float()
             total += out.flip(dims) if dims else out
-        return (total / len(self.flips))[..., :height, :width]
+        return total / len(self.flips)
 
     def _denoise_volume(self, network, volume: torch.Tensor, sigma: float) -> torch.Tensor:
         """Denoise ``(1, C, H, W, D)`` with a 3D network at level ``sigma``: padded to a multiple of 16, windowed when large."""
@@ -186,15 +190,8 @@ class C2SInferer(Inferer):
             pad = [value for p in reversed(padding) for value in (0, p)]
             inputs = F.pad(inputs, pad, mode="replicate")
         use_window = any(size > roi for size, roi in zip(inputs.shape[2:], self.volume_roi_size))
-        total = torch.zeros_like(inputs[:, :1])
-        dtype = autocast_dtype(self.autocast_setting, inputs.device.type)
-        for dims in self.flips:
-            flipped = inputs.flip(dims) if dims else inputs
-            with torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
-                out = self.volume_window(flipped, network) if use_window else network(flipped)
-            out = out.float()
-            total += out.flip(dims) if dims else out
-        return (total / len(self.flips))[..., : shape[0], : shape[1], : shape[2]]
+        run = (lambda x: self.volume_window(x, network)) if use_window else network
+        return self._flip_average(run, inputs)[..., : shape[0], : shape[1], : shape[2]]
 
     def _runner(self, network, device: torch.device) -> tuple[nn.Module, str]:
         """What runs ``network`` (itself, or its ONNX Runtime export; see ``backend``) and its description."""
