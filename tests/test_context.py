@@ -353,3 +353,13 @@ def test_auto_backend_uses_onnxruntime_only_without_native_bfloat16(tmp_path, mo
     explicit = C2SInferer(sigma_data=0.05, check_noise=False, autocast_dtype="float32")  # asked for eager float32
     explicit(volume, _context_network())
     assert explicit.volume_info[0]["backend"] == "torch (float32)"
+
+
+def test_every_volumetric_case_is_documented():
+    from pathlib import Path
+
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md").read_text()
+    cases = ["context_on_a_2d_image", "context_other_network", "context_setting", "slice_axis_setting", "context_with_3d",
+             "3d_network_2d_image", "correlated_noise"]
+    missing = [case for case in cases if f"`{case}`" not in documented]
+    assert not missing, f"docs/bad-inputs.md does not list {missing}"
