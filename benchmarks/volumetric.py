@@ -368,6 +368,27 @@ def run_speed(threads: int = 2) -> dict:
     return result
 
 
+def run_classical_speed() -> dict:
+    """Seconds of NLM (volume), BM3D (slice by slice) and BM4D (volume) on the 256x256x100 volume, true sigma, one thread."""
+    import bm3d
+    import bm4d
+    from skimage.restoration import denoise_nl_means
+
+    noisy = speed_volume()[0, 0].numpy().astype(np.float64)
+    timings = {
+        "nlm": lambda: denoise_nl_means(noisy, h=0.048, sigma=0.06, patch_size=3, patch_distance=3, fast_mode=True),
+        "bm3d": lambda: [bm3d.bm3d(noisy[..., k], sigma_psd=0.06) for k in range(noisy.shape[-1])],
+        "bm4d": lambda: bm4d.bm4d(noisy, 0.06),
+    }
+    result: dict = {"volume": "256x256x100", "threads": 1}
+    for name, run in timings.items():
+        start = time.perf_counter()
+        run()
+        result[f"{name}_s"] = round(time.perf_counter() - start, 1)
+        print(name, result[f"{name}_s"], flush=True)
+    return result
+
+
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -384,7 +405,8 @@ def main() -> None:
     curve.add_argument("--minutes", type=float, default=15)
     curve.add_argument("--threads", type=int, default=2)
     curve.add_argument("--evals", type=int, default=10)
-    sub.add_parser("speed", help="inference seconds on 256x256x100")
+    speed = sub.add_parser("speed", help="inference seconds on 256x256x100")
+    speed.add_argument("--classical", action="store_true", help="NLM, BM3D and BM4D instead of the networks (one thread)")
     sub.add_parser("report", help="write the volumetric section of docs/benchmarks.md")
     args = parser.parse_args()
     if args.command == "run":
@@ -405,8 +427,9 @@ def main() -> None:
         _save(RESULTS / "curves" / f"{args.method}_{args.condition}_{args.minutes:g}min_{args.threads}t.json", result)
         print(json.dumps({k: result[k] for k in ("method", "iterations", "train_seconds", "metrics")}))
     elif args.command == "speed":
-        result = run_speed()
-        _save(RESULTS / "speed.json", result)
+        torch.set_num_threads(1 if args.classical else 2)
+        result = run_classical_speed() if args.classical else run_speed()
+        _save(RESULTS / ("speed_classical.json" if args.classical else "speed.json"), result)
         print(json.dumps(result, indent=2))
     else:
         from benchmarks.volumetric_report import write_report

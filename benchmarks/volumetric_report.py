@@ -101,7 +101,13 @@ def _speed(folder: Path) -> list[str]:
         if f"{mode}_float32_s" in speed:
             onnx = speed.get(f"{mode}_onnxruntime_s")
             lines.append(f"| {label} | {speed[f'{mode}_float32_s']:.2f} | {speed[f'{mode}_bfloat16_s']:.2f} | {'' if onnx is None else f'{onnx:.2f}'} |")
-    lines += ["", f"Each time includes the noise-independence check of the volume ({speed['noise_check_s']:.2f} s alone).", ""]
+    lines += ["", f"Each time includes the noise-independence check of the volume ({speed['noise_check_s']:.2f} s alone)."]
+    classical = folder / "speed_classical.json"
+    if classical.is_file():
+        other = json.loads(classical.read_text())
+        lines += ["", f"Classical methods on the same volume, one thread (`python -m benchmarks.volumetric speed --classical`): NLM "
+                  f"{other['nlm_s']:.1f} s, BM3D slice by slice {other['bm3d_s']:.1f} s, BM4D {other['bm4d_s']:.1f} s."]
+    lines.append("")
     return lines
 
 
