@@ -105,8 +105,8 @@ def _speed(folder: Path) -> list[str]:
     classical = folder / "speed_classical.json"
     if classical.is_file():
         other = json.loads(classical.read_text())
-        lines += ["", f"Classical methods on the same volume, one thread (`python -m benchmarks.volumetric speed --classical`): NLM "
-                  f"{other['nlm_s']:.1f} s, BM3D slice by slice {other['bm3d_s']:.1f} s, BM4D {other['bm4d_s']:.1f} s."]
+        lines += ["", (f"Classical methods on the same volume, one thread (`python -m benchmarks.volumetric speed --classical`): NLM "
+                  f"{other['nlm_s']:.1f} s, BM3D slice by slice {other['bm3d_s']:.1f} s, BM4D {other['bm4d_s']:.1f} s.")]
     lines.append("")
     return lines
 

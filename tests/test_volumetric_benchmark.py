@@ -7,7 +7,13 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.volumetric import EXCLUDED_TARGET, SCORED, ContextSupervisedLoss, make_volume, score
+from benchmarks.volumetric import (
+    EXCLUDED_TARGET,
+    SCORED,
+    ContextSupervisedLoss,
+    make_volume,
+    score,
+)
 from benchmarks.volumetric_report import END, START, write_report
 
 
