@@ -64,13 +64,12 @@ def check_context_slices(value) -> int | str:
     """Validate a ``context_slices`` setting: ``"auto"`` or an integer ``K >= 0`` (0: slice by slice, 2D)."""
     if isinstance(value, str) and value.strip().lower() == AUTO:
         return AUTO
-    if isinstance(value, bool) or value is None:
-        raise InputError(f"context_slices must be 'auto' or an integer >= 0 (slices on each side of the target), got {value!r}.")
     try:
-        number = int(value)
+        number = None if isinstance(value, bool) else int(value)
+        valid = number is not None and number == float(value) and number >= 0
     except (TypeError, ValueError):
-        raise InputError(f"context_slices must be 'auto' or an integer >= 0 (slices on each side of the target), got {value!r}.") from None
-    if number != float(value) or number < 0:
+        valid = False
+    if not valid:
         raise InputError(f"context_slices must be 'auto' or an integer >= 0 (slices on each side of the target), got {value!r}.")
     return number
 
