@@ -111,6 +111,67 @@ def _speed(folder: Path) -> list[str]:
     return lines
 
 
+def _curve_results(folder: Path) -> dict[tuple[str, str], dict]:
+    """``{(method, condition): result}`` of the 15-minute curves on two threads."""
+    results = {}
+    for path in sorted((folder / "curves").glob("*_2t.json")):
+        result = json.loads(path.read_text())
+        results[(result["method"], result["condition"])] = result
+    return results
+
+
+def _verdict(value: float, bound: float) -> str:
+    return "**met**" if value >= bound else "**not met**"
+
+
+def _targets(folder: Path, results: dict[str, dict[str, dict]]) -> list[str]:
+    """Issue 14's targets, judged from the saved results (a target whose results are missing is said to be)."""
+    curves = _curve_results(folder)
+    lines = ["**Targets** (issue 14), judged from the results above:", ""]
+
+    def bm4d(condition: str) -> float | None:
+        return results.get(condition, {}).get("bm4d", {}).get("metrics", {}).get("psnr_mask")
+
+    for condition, method in (("gaussian_6", "c2s_k2"), ("gaussian_10", "c2s_k2"), ("rician_6", "c2s_vst_k2")):
+        reference, curve = bm4d(condition), curves.get((method, condition))
+        if reference is None or curve is None:
+            lines.append(f"- {method} >= BM4D after 15 min on 2 cores, {condition}: no 15-minute curve run.")
+            continue
+        value, flips = curve["metrics"]["psnr_mask"], curve["metrics_flips4"]["psnr_mask"]
+        goal = f"; the goal BM4D + 0.5 dB: {_verdict(value, reference + 0.5)}" if condition == "gaussian_6" else ""
+        lines.append(
+            f"- {curve['label']} >= BM4D after 15 min on 2 cores, {condition}: {value:.2f} against {reference:.2f} dB, "
+            f"{value - reference:+.2f} dB, {_verdict(value, reference)} (4 flips: {flips:.2f}, {flips - reference:+.2f}){goal}."
+        )
+    bound, ours = curves.get(("supervised_k2", "gaussian_6")), curves.get(("c2s_k2", "gaussian_6"))
+    if bound and ours:
+        gap = bound["metrics"]["psnr_mask"] - ours["metrics"]["psnr_mask"]
+        lines.append(f"- Within 0.5 dB of the supervised bound with the same context and budget (15 min): {gap:.2f} dB below, "
+                     f"{_verdict(0.5, gap)}.")
+    table = results.get("gaussian_6", {})
+    if "supervised_k2" in table and "c2s_k2" in table:
+        gap = table["supervised_k2"]["metrics"]["psnr_mask"] - table["c2s_k2"]["metrics"]["psnr_mask"]
+        lines.append(f"- The same at 600 steps: {gap:.2f} dB below the supervised bound, {_verdict(0.5, gap)}.")
+    speed, classical = folder / "speed.json", folder / "speed_classical.json"
+    if speed.is_file():
+        timing = json.loads(speed.read_text())
+        native = timing.get(f"k2_{timing.get('bundle_autocast', 'bfloat16')}_s")
+        onnx = timing.get("k2_onnxruntime_s")
+        if native is not None:
+            lines.append(f"- Default mode (K = 2, 1 flip) on 256x256x100, 2 threads, <= 10 s: {native:.2f} s with this CPU's native "
+                         f"{timing.get('bundle_autocast')}, {_verdict(10, native)}; without native bfloat16 (the ONNX Runtime backend "
+                         f"`backend: \"auto\"` takes there): {onnx:.2f} s, {_verdict(10, onnx)} (eager float32: {timing['k2_float32_s']:.2f} s).")
+        if classical.is_file() and native is not None:
+            seconds = json.loads(classical.read_text())["bm4d_s"]
+            lines.append(f"- >= 20x faster than BM4D on the same volume: BM4D {seconds:.0f} s (one thread) against {native:.2f} s, "
+                         f"{seconds / native:.0f}x, {_verdict(seconds / native, 20)}.")
+    thick = results.get("thick_6", {})
+    if "c2s_k2" in thick and "c2s_2d" in thick:
+        difference = thick["c2s_k2"]["metrics"]["psnr_mask"] - thick["c2s_2d"]["metrics"]["psnr_mask"]
+        lines.append(f"- Thick slices: the default mode against 2D at 600 steps: {difference:+.2f} dB, {_verdict(difference, 0.0)}.")
+    return lines + [""]
+
+
 def write_report(folder: Path, target: Path, notes: list[str] | None = None) -> None:
     """Write the section between :data:`START` and :data:`END` of ``target``."""
     results = _load(folder)
@@ -132,6 +193,7 @@ def write_report(folder: Path, target: Path, notes: list[str] | None = None) -> 
     bm4d = results.get("gaussian_6", {}).get("bm4d", {}).get("metrics", {}).get("psnr_mask")
     lines += _curves(folder, bm4d)
     lines += _speed(folder)
+    lines += _targets(folder, results)
     lines += list(notes or [])
     lines.append(END)
     write_section(target, lines)
