@@ -223,7 +223,7 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
         network = NoiseConditionedUNet(spatial_dims=method.spatial_dims, context_slices=method.context_slices)
         loss = method.make_loss()
         if minutes is not None:
-            rate = _steps_per_second(network, loss, loader(9))
+            rate = _steps_per_second(network, loss, loader(35))
             iterations = max(evals, int(minutes * 60 * rate))
         per_eval = max(1, iterations // evals)
         trainer, ema = create_trainer(network, loss, loader(per_eval), epochs=evals, iterations_per_epoch=per_eval)
@@ -273,13 +273,19 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
     return result
 
 
-def _steps_per_second(network, loss, loader, steps: int = 6) -> float:
-    """Step rate of a throwaway copy of the network (first step excluded: allocation)."""
-    trainer, _ = create_trainer(copy.deepcopy(network), loss, loader, epochs=1, iterations_per_epoch=steps + 1)
-    times = []
-    trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: times.append(time.perf_counter()))
+def _steps_per_second(network, loss, loader, steps: int = 30, skipped: int = 5) -> float:
+    """Step rate of a throwaway copy of the network, over ``steps`` steps after ``skipped`` (allocation, kernel choice).
+
+    Timed from the start of the first counted step to the end of the last one: the trainer's
+    start and end (about a second) would make a short calibration read slow, and a
+    budget-sized schedule then end well before the budget.
+    """
+    trainer, _ = create_trainer(copy.deepcopy(network), loss, loader, epochs=1, iterations_per_epoch=steps + skipped)
+    started, completed = [], []
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: started.append(time.perf_counter()))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: completed.append(time.perf_counter()))
     trainer.run()
-    return steps / (time.perf_counter() - times[1])
+    return steps / (completed[-1] - started[skipped])
 
 
 # ----------------------------------------------------------------------------- classical methods

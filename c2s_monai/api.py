@@ -35,9 +35,9 @@ from c2s_monai.context import (
     AUTO,
     DEFAULT_CONTEXT_DROPOUT,
     check_context_slices,
+    check_slice_axis,
     check_spatial_dims,
     model_context_slices,
-    resolve_slice_axis,
 )
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
@@ -153,7 +153,7 @@ def train(
     in_channels = len(channels) if channels else 1
     spatial_dims = check_spatial_dims(spatial_dims)
     context_slices = check_context_slices(context_slices)
-    slice_axis = slice_axis if slice_axis == AUTO else resolve_slice_axis(slice_axis)
+    slice_axis = check_slice_axis(slice_axis)
     network_args = {
         "spatial_dims": spatial_dims,
         "in_channels": in_channels,
@@ -262,8 +262,9 @@ def load_network(model_path: str | os.PathLike, device: str = "cpu", in_channels
     state = read_checkpoint(model_path, map_location=device)
     network_args = _model_config(model_path).get("network")
     if network_args is None:
-        network_args = {**({"in_channels": int(in_channels)} if in_channels is not None else {}),
-                        **_layout_of_weights(state, int(in_channels or 1))}
+        if in_channels is None:  # a multi-contrast bundle checkpoint records its channels beside it
+            in_channels = len(read_channel_order(model_path) or [None])
+        network_args = {"in_channels": int(in_channels), **_layout_of_weights(state, int(in_channels))}
     elif in_channels is not None:
         network_args = {"in_channels": int(in_channels), **network_args}
     network = NoiseConditionedUNet(**network_args)
@@ -441,13 +442,13 @@ def train_multicontrast(
 
 
 def _contrast_network(model, target: str, contrasts: list[str] | None, fallback: list[str], device: str):
-    """The network for ``target`` and its input channel order (the recorded one unless ``contrasts`` is given)."""
+    """The network for ``target``, its input channel order (the recorded one unless ``contrasts`` is given) and its slice axis."""
     entry = model.get(target) if isinstance(model, Mapping) else contrast_model_path(model, target)
     if entry is None:
         raise InputError(f"no model for the target contrast {target!r} (models for {sorted(model)}); give one, or leave {target} out (targets).")
     expected = rotate_target(contrasts if contrasts is not None else fallback, target)
     if isinstance(entry, torch.nn.Module):
-        return entry.to(device).eval(), expected
+        return entry.to(device).eval(), expected, AUTO
     path = Path(entry)
     if not path.is_file():
         raise FileNotFoundError(
@@ -461,7 +462,7 @@ def _contrast_network(model, target: str, contrasts: list[str] | None, fallback:
     network = load_network(path, device, in_channels=len(channels))
     if getattr(network, "in_channels", len(channels)) != len(channels):
         raise InputError(f"{path}: takes {network.in_channels} image channels, this run stacks {len(channels)} ({channels}).")
-    return network, channels
+    return network, channels, _training_setting(path, "slice_axis", AUTO)
 
 
 def _plan(model, targets: list[str], contrasts: list[str] | None, fallback: list[str], device: str) -> dict:
@@ -474,18 +475,18 @@ def _denoise_planned(
 ) -> dict[str, Path]:
     """Denoise every target of ``plan`` for one subject, then write the outputs (all or none)."""
     label = f"subject {subject}" if subject else f"the subject of {next(iter(files.values()), '?')}"
-    for _, channels in plan.values():
+    for _, channels, _ in plan.values():
         require_contrasts(files, channels, label)
     folder = (Path(output_dir) / subject if subject else Path(output_dir)) if output_dir is not None else None
     outputs = {t: check_output_path(files[t], default_output_path(files[t], folder)) for t in plan}
     if len(set(outputs.values())) < len(outputs):
         raise InputError(f"{label}: two of its target files share a name, so their outputs would too ({sorted(map(str, outputs.values()))}); rename one.")
     check_writable_folder(folder if folder is not None else Path(files[next(iter(plan))]).parent, create=False)
-    needed = list(dict.fromkeys(c for _, channels in plan.values() for c in channels))
+    needed = list(dict.fromkeys(c for _, channels, _ in plan.values() for c in channels))
     volumes = {c: load_volume(files[c]) for c in needed}
-    inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype)
     results = {}
-    for target, (network, channels) in plan.items():
+    for target, (network, channels, slice_axis) in plan.items():
+        inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, slice_axis=slice_axis)
         image = StackContrastsd(channels, target=target, resample=resample_guides)(volumes)["image"]
         results[target] = inferer(image.unsqueeze(0).to(device), network, target_contrast=target)[0, 0]
         logger.info("%s (%s): sigma_data = %.6g (image units, %s), channels %s", files[target], target, inferer.sigma_used[0], inferer.sigma_source[0], channels)

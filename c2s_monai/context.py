@@ -153,25 +153,37 @@ def image_affine(image):
     return affine if affine is not None else None
 
 
-def resolve_slice_axis(setting, spacing: Sequence[float] | None = None) -> int:
-    """The spatial axis (0, 1 or 2) the slices are stacked along.
-
-    ``setting`` is ``"auto"`` (the axis of largest voxel spacing; the last axis when the
-    largest spacing is shared, or the spacing is unknown) or an axis 0, 1, 2 (also -1).
-    """
+def check_slice_axis(setting) -> int | str:
+    """Validate a ``slice_axis`` setting: ``"auto"`` or a spatial axis 0, 1, 2 (-1 for the last)."""
     if isinstance(setting, str) and setting.strip().lower() == AUTO:
-        if spacing is None:
-            return 2
-        spacing = [float(s) for s in spacing][:3]
-        largest = max(spacing)
-        return max(axis for axis, s in enumerate(spacing) if s >= largest * (1 - 1e-3))
+        return AUTO
     try:
-        axis = int(setting)
+        axis = None if isinstance(setting, bool) else int(setting)
+        valid = axis in (-1, 0, 1, 2) and axis == float(setting)
     except (TypeError, ValueError):
-        axis = 99
-    if isinstance(setting, bool) or axis not in (-1, 0, 1, 2) or axis != float(setting):
+        valid = False
+    if not valid:
         raise InputError(f"slice_axis must be 'auto' (the axis of largest voxel spacing) or a spatial axis 0, 1 or 2, got {setting!r}.")
     return axis % 3
+
+
+def resolve_slice_axis(setting, spacing: Sequence[float] | None = None, shape: Sequence[int] | None = None) -> int:
+    """The spatial axis (0, 1 or 2) the slices are stacked along.
+
+    ``setting`` is ``"auto"`` or an axis 0, 1, 2 (also -1). ``"auto"``: an axis of size 1 when
+    ``shape`` (the three spatial sizes) has one (a single 2D image: its one slice), else the axis
+    of largest voxel spacing, the last axis when the largest spacing is shared or unknown.
+    """
+    setting = check_slice_axis(setting)
+    if setting != AUTO:
+        return int(setting)
+    if shape is not None and 1 in [int(n) for n in shape][:3]:
+        return max(axis for axis, n in enumerate(list(shape)[:3]) if int(n) == 1)
+    if spacing is None:
+        return 2
+    spacing = [float(s) for s in spacing][:3]
+    largest = max(spacing)
+    return max(axis for axis, s in enumerate(spacing) if s >= largest * (1 - 1e-3))
 
 
 def context_stack(volume: torch.Tensor, rows: torch.Tensor, context_slices: int) -> torch.Tensor:
@@ -193,12 +205,12 @@ class MoveSliceAxis(Transform):
     """Move the slice axis of a channel-first volume ``(C, x, y, z)`` last (see :func:`resolve_slice_axis`)."""
 
     def __init__(self, slice_axis="auto") -> None:
-        self.slice_axis = slice_axis if isinstance(slice_axis, str) else resolve_slice_axis(slice_axis)
+        self.slice_axis = check_slice_axis(slice_axis)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4:
             return image
-        axis = resolve_slice_axis(self.slice_axis, voxel_spacing(image_affine(image)))
+        axis = resolve_slice_axis(self.slice_axis, voxel_spacing(image_affine(image)), image.shape[1:])
         return image if axis == 2 else torch.movedim(image, 1 + axis, -1)
 
 
@@ -221,19 +233,25 @@ class CheckContextd(MapTransform):
 
     An explicit ``context_slices > 0`` refuses a single 2D image (no neighbour), naming the
     file; ``"auto"`` lets it through (it trains with zero context, as the 2D fallback denoises
-    it). With ``check_noise``, the noise correlation is measured and a warning logged where
-    it is high (:func:`check_noise_independence`).
+    it). A 3D network (``spatial_dims`` 3) refuses a single 2D image too. With ``check_noise``,
+    the noise correlation is measured and a warning logged where it is high
+    (:func:`check_noise_independence`).
     """
 
-    def __init__(self, keys: KeysCollection, context_slices=AUTO, check_noise: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, context_slices=AUTO, check_noise: bool = True, spatial_dims: int = 2, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.context_slices = check_context_slices(context_slices)
         self.check_noise = check_noise
+        self.spatial_dims = check_spatial_dims(spatial_dims)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
+            if self.spatial_dims == 3 and image.shape[-1] == 1:
+                raise InputError(f"{input_name(image)}: a single 2D image; a 3D network needs volumes (spatial_dims 2 for 2D images).")
             if self.context_slices not in (AUTO, 0) and image.shape[-1] == 1:
                 raise InputError(
                     f"{input_name(image)}: a single 2D image, so there are no neighbouring slices for "

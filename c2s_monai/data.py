@@ -55,6 +55,7 @@ def volume_transforms(
     rician_vst: bool = False,
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
+    spatial_dims: int = 2,
 ) -> Compose:
     """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
 
@@ -67,7 +68,7 @@ def volume_transforms(
             LoadImaged(keys, image_only=True, ensure_channel_first=True),
             EnsureVolumed(keys),
             MoveSliceAxisd(keys, slice_axis),
-            CheckContextd(keys, context_slices),
+            CheckContextd(keys, context_slices, spatial_dims=spatial_dims),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
             *([RicianVSTd(keys)] if rician_vst else []),
         ]
@@ -82,6 +83,7 @@ def multicontrast_volume_transforms(
     tolerance: float = 1e-3,
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
+    spatial_dims: int = 2,
 ) -> Compose:
     """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), move the slice axis last, scale.
 
@@ -94,7 +96,7 @@ def multicontrast_volume_transforms(
             EnsureVolumed(contrasts, num_channels=1, allow_missing_keys=True),
             StackContrastsd(contrasts, output_key="image", resample=resample_guides, tolerance=tolerance),
             MoveSliceAxisd("image", slice_axis),
-            CheckContextd("image", context_slices),
+            CheckContextd("image", context_slices, spatial_dims=spatial_dims),
             ScaleNoisyImaged("image", sigma_data=sigma_data, percentile=percentile),
         ]
     )
@@ -192,14 +194,16 @@ def training_loader(
     if channels is None:
         data = [{"image": str(f)} for f in files]
         head = volume_transforms(
-            "image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst, slice_axis=slice_axis, context_slices=context_slices
+            "image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst, slice_axis=slice_axis, context_slices=context_slices,
+            spatial_dims=spatial_dims,
         )
     else:
         data = target_items(files, [channels[0]])
         if rician_vst:
             raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
         head = multicontrast_volume_transforms(
-            channels, sigma_data, resample_guides=resample_guides, slice_axis=slice_axis, context_slices=context_slices
+            channels, sigma_data, resample_guides=resample_guides, slice_axis=slice_axis, context_slices=context_slices,
+            spatial_dims=spatial_dims,
         )
     patches = patch_transforms("image", patch_size, batch_size, model_context_slices(spatial_dims, context_slices), spatial_dims, context_dropout)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)

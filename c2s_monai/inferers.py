@@ -14,12 +14,12 @@ the network needs beyond the image:
    (2.5D context, :mod:`c2s_monai.context`, ``K`` the network's ``context_slices``), move the
    slices into the batch and run them ``slice_batch`` at a time; pad each slice to a
    multiple of 16 (``BasicUNet``'s pooling) or, when larger than ``roi_size``, run MONAI's
-   ``SlidingWindowInferer``. A 3D network: MONAI's ``SlidingWindowInferer`` over the volume
-   in ``volume_roi_size`` windows (bounded memory);
+   ``SlidingWindowInferer``. A 3D network: the whole volume, padded likewise, or MONAI's
+   ``SlidingWindowInferer`` in ``volume_roi_size`` windows when it is larger (bounded memory);
 4. append the noise-level channel and call the network, optionally averaging over the
-   ``flips`` test-time flips (an ensemble beyond the paper; see docs/benchmarks.md); on a CPU
-   without native bfloat16, the ``"auto"`` backend runs the network's ONNX export with ONNX
-   Runtime (2-3x faster than eager float32 there; exported once per set of weights,
+   ``flips`` test-time flips (an ensemble beyond the paper; see docs/benchmarks.md); with
+   ``autocast_dtype="auto"`` on a CPU without native bfloat16, the ``"auto"`` backend runs the
+   network's ONNX export with ONNX Runtime (2-3x faster than eager float32 there; exported once per set of weights,
    :func:`c2s_monai.export.cached_onnx`);
 5. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
    target channel after step 1 and map the output back with the exact unbiased inverse;
@@ -52,6 +52,7 @@ from c2s_monai.context import (
     AUTO,
     check_context_slices,
     check_noise_independence,
+    check_slice_axis,
     context_indices,
     context_stack,
     resolve_slice_axis,
@@ -143,9 +144,12 @@ class C2SInferer(Inferer):
         self.progress = progress
         self.rician_vst = parse_flag(rician_vst, "rician_vst")
         self.context_slices = check_context_slices(context_slices)
-        self.slice_axis = slice_axis if isinstance(slice_axis, str) and slice_axis.strip().lower() == AUTO else resolve_slice_axis(slice_axis)
+        self.slice_axis = check_slice_axis(slice_axis)
         self.volume_roi_size = tuple(int(r) for r in volume_roi_size)
-        self.volume_window = SlidingWindowInferer(roi_size=self.volume_roi_size, sw_batch_size=1, overlap=overlap, mode="gaussian")
+        # windows larger than a short axis are padded by replicating it, not with zeros (instance norms)
+        self.volume_window = SlidingWindowInferer(
+            roi_size=self.volume_roi_size, sw_batch_size=1, overlap=overlap, mode="gaussian", padding_mode="replicate"
+        )
         self.check_noise = parse_flag(check_noise, "check_noise")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
@@ -203,9 +207,9 @@ class C2SInferer(Inferer):
             self.autocast_setting != "auto" or dtype is not None or not onnx_available() or not isinstance(network, NoiseConditionedUNet)
         ):
             return network, eager
-        digest = network_digest(network)
+        digest = network_digest(network)  # one session per set of weights (joint multi-contrast mode: one per target)
         if digest not in self._exported:
-            self._exported = {digest: OnnxNetwork(cached_onnx(network), threads=torch.get_num_threads())}
+            self._exported[digest] = OnnxNetwork(cached_onnx(network), threads=torch.get_num_threads())
         return self._exported[digest], "onnxruntime (float32)"
 
     def _context(self, network, depth: int, source: str) -> tuple[int, str]:
@@ -213,8 +217,8 @@ class C2SInferer(Inferer):
         trained = int(getattr(network, "context_slices", 0 if self.context_slices == AUTO else self.context_slices))
         if self.context_slices != AUTO and int(self.context_slices) != trained:
             raise InputError(
-                f"context_slices={self.context_slices} was asked for, but the network takes {trained} slices on each side of the "
-                "target; use the network's own context ('auto') or a network trained with it."
+                f"{source}: context_slices={self.context_slices} was asked for, but the network takes {trained} slices on each side "
+                "of the target; use the network's own context ('auto') or a network trained with it."
             )
         if trained == 0:
             return 0, "none (slice by slice)"
@@ -239,7 +243,8 @@ class C2SInferer(Inferer):
             affine = torch.as_tensor(affine)
             affines = list(affine) if affine.ndim == 3 else [affine] * len(inputs)
         names = list(names) if isinstance(names, (list, tuple)) else [names] * len(inputs)
-        return [(voxel_spacing(a), str(n) if n else "the input image") for a, n in zip(affines + [None] * len(inputs), names)]
+        names += [None] * (len(inputs) - len(names))
+        return [(voxel_spacing(a), str(n) if n else "the input image") for a, n in zip(affines, names)]
 
     def _scaler(self, sigma_data, target: str | None) -> ScaleNoisyImage:
         if sigma_data is None and self.scaler is not None:
@@ -291,7 +296,7 @@ class C2SInferer(Inferer):
             # a plain tensor from here: MetaTensor's per-op bookkeeping would double the network's time
             volume = scaled.as_tensor() if isinstance(scaled, MetaTensor) else torch.as_tensor(scaled)
             volume = volume if volume.ndim == 4 else volume.unsqueeze(-1)
-            axis = resolve_slice_axis(self.slice_axis, spacing) if volume.shape[-1] > 1 else 2
+            axis = resolve_slice_axis(self.slice_axis, spacing, volume.shape[1:])
             volume = torch.movedim(volume, 1 + axis, -1)
             spatial_dims = int(getattr(sample_network, "spatial_dims", 2))
             info = {"spatial_dims": spatial_dims, "slice_axis": axis, "slices": int(volume.shape[-1]), "backend": backend}
@@ -300,6 +305,8 @@ class C2SInferer(Inferer):
             if spatial_dims == 3:
                 if volume.shape[-1] == 1:
                     raise InputError(f"{source}: a single 2D image; a 3D network needs a volume (use a 2D network for 2D images).")
+                if self.context_slices not in (AUTO, 0):
+                    raise InputError(f"context_slices={self.context_slices} is for 2D networks; this is a 3D network (use 'auto').")
                 info.update(context_slices=0, context="native 3D")
                 denoised = self._denoise_volume(sample_network, volume.unsqueeze(0), sigma)[0]
             else:

@@ -148,6 +148,12 @@ def test_slice_axis_is_the_axis_of_largest_spacing(spacing, axis):
     assert resolve_slice_axis("auto", spacing) == axis
 
 
+def test_a_single_image_is_its_own_slice_whatever_its_spacing():
+    assert resolve_slice_axis("auto", (1.0, 1.0, 0.8), shape=(40, 40, 1)) == 2
+    assert resolve_slice_axis("auto", (3.0, 1.0, 1.0), shape=(1, 40, 40)) == 0
+    assert resolve_slice_axis("auto", (1.0, 1.0, 0.8), shape=(40, 40, 6)) == 1  # a volume: the largest spacing
+
+
 def test_an_explicit_slice_axis_overrides_the_spacing():
     assert resolve_slice_axis(0, (0.5, 0.5, 5.0)) == 0
     assert resolve_slice_axis(-1, None) == 2
@@ -230,7 +236,7 @@ def test_an_explicit_context_is_refused_for_a_single_image():
 
 def test_an_explicit_context_must_be_the_networks():
     volume = torch.from_numpy(_noisy_volume((32, 32, 6)))[None, None]
-    with pytest.raises(InputError, match="the network takes 2 slices on each side"):
+    with pytest.raises(InputError, match="the input image: context_slices=1 was asked for, but the network takes 2 slices on each side"):
         C2SInferer(sigma_data=0.05, context_slices=1)(volume, _context_network(2))
 
 
@@ -253,6 +259,8 @@ def test_a_3d_network_denoises_volumes_with_a_bounded_window():
     assert inferer.volume_info[0]["context"] == "native 3D"
     with pytest.raises(InputError, match="a 3D network needs a volume"):
         inferer(volume[..., 0], network)
+    with pytest.raises(InputError, match="context_slices=2 is for 2D networks"):
+        C2SInferer(sigma_data=0.05, context_slices=2, check_noise=False)(volume, network)
 
 
 # --------------------------------------------------------------------- training and what it buys
@@ -263,6 +271,8 @@ def test_explicit_context_refuses_a_single_image_for_training(tmp_path):
     with pytest.raises(InputError, match="context_slices=2"):
         CheckContextd("image", 2, check_noise=False)({"image": image})
     assert CheckContextd("image", AUTO, check_noise=False)({"image": image})["image"] is image
+    with pytest.raises(InputError, match="a 3D network needs volumes"):
+        CheckContextd("image", AUTO, check_noise=False, spatial_dims=3)({"image": image})
 
 
 def test_train_records_the_context_and_denoise_follows_it(tmp_path):
@@ -279,6 +289,32 @@ def test_train_records_the_context_and_denoise_follows_it(tmp_path):
     with pytest.raises(InputError, match="single.nii.gz: a single 2D image"):
         denoise(tmp_path / "single.nii.gz", model, tmp_path / "never.nii.gz", context_slices=2)
     assert not (tmp_path / "never.nii.gz").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"context_slices": 2}, {"context_slices": 0}, {"spatial_dims": 3}, {"context_slices": 1, "conditioning": "map+film"},
+     {"context_slices": 3, "conditioning": "film"}],
+)
+def test_load_network_reads_a_bundle_checkpoints_layout_off_its_weights(tmp_path, args):
+    """No model_config.json beside the weights (a bundle checkpoint): dimensions, context and conditioning come from them."""
+    from c2s_monai import load_network
+
+    torch.save(NoiseConditionedUNet(**args).state_dict(), tmp_path / "model.pt")
+    network = load_network(tmp_path / "model.pt")
+    expected = {"spatial_dims": 2, "context_slices": 0, "conditioning": "map", **args}
+    conditioning = {(True, False): "map", (False, True): "film", (True, True): "map+film"}[(network.use_map, network.use_film)]
+    assert {"spatial_dims": network.spatial_dims, "context_slices": network.context_slices, "conditioning": conditioning} == expected
+
+
+def test_load_network_takes_the_contrasts_of_a_multicontrast_bundle_checkpoint(tmp_path):
+    from c2s_monai import load_network
+    from c2s_monai.multicontrast import write_channel_order
+
+    torch.save(NoiseConditionedUNet(in_channels=3, context_slices=2).state_dict(), tmp_path / "model.pt")
+    write_channel_order(tmp_path / "model.pt", ["t1", "t2", "pd"])  # 15 + 1 input channels: 3 contrasts with K = 2, not K = 7
+    network = load_network(tmp_path / "model.pt")
+    assert (network.in_channels, network.context_slices) == (3, 2)
 
 
 def _train_toy(file, k: int, sigma: float, steps: int = 150) -> torch.nn.Module:
