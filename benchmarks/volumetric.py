@@ -240,6 +240,15 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
             if budget is not None and clock["seconds"] >= budget:
                 engine.terminate()
 
+        @trainer.on(Events.EPOCH_COMPLETED(once=1))
+        def _resize(engine):
+            """A time budget: size the schedule again from the first tenth's measured step rate (the calibration's is rough)."""
+            if budget is None:
+                return
+            total = int(engine.state.iteration / clock["seconds"] * budget)
+            engine.state.max_epochs = max(2, -(-total // per_eval))
+            trainer.lr_scheduler.t_total = engine.state.max_epochs * per_eval
+
         denoise = _denoiser(method, loss, ema.ema_model, volume)
         curve = []
 

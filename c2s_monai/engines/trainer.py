@@ -125,6 +125,7 @@ def create_trainer(
         amp=False,
         decollate=False,
     )
+    trainer.lr_scheduler = scheduler  # for callers that resize the schedule (benchmarks/volumetric.py: a time budget)
     ema = WarmupEMAHandler(network, momentum=ema_momentum)
     ema.attach(trainer)
     if checkpoint_dir is not None:
