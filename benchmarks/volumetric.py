@@ -1,6 +1,6 @@
 """Volumetric benchmark (issue 14): C2S with the third dimension against BM4D and the bounds.
 
-    pip install -e ".[benchmark]" bm4d
+    pip install -e ".[benchmark]"                            # BM3D and BM4D
     python -m benchmarks.volumetric run                       # the table (resumable)
     python -m benchmarks.volumetric curve --method c2s_k2     # a 15-minute PSNR-vs-time curve, 2 threads
     python -m benchmarks.volumetric speed                     # inference seconds, 256x256x100
@@ -431,7 +431,7 @@ def main() -> None:
             jobs += [(condition, n) for n in names if args.methods is None or n in args.methods]
         pending = [(c, n) for c, n in jobs if not (RESULTS / c / f"{n}.json").is_file()]
         if any(n == "bm4d" for _, n in pending) and importlib.util.find_spec("bm4d") is None:
-            parser.error("BM4D needs `pip install bm4d` (and BM3D the benchmark extra: pip install -e '.[benchmark]')")
+            parser.error("BM4D and BM3D need the benchmark extra: pip install -e '.[benchmark]'")
         print(f"{len(pending)} of {len(jobs)} runs to do; results in {RESULTS}", flush=True)
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
             futures = [pool.submit(_job, c, n, str(RESULTS / c / f"{n}.json")) for c, n in pending]
