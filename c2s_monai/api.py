@@ -21,6 +21,7 @@ summary (:mod:`c2s_monai.batch`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -30,10 +31,10 @@ from pathlib import Path
 import torch
 from monai.utils import set_determinism
 
+from c2s_monai import defaults
 from c2s_monai.batch import BatchSummary
 from c2s_monai.context import (
     AUTO,
-    DEFAULT_CONTEXT_DROPOUT,
     check_context_slices,
     check_slice_axis,
     check_spatial_dims,
@@ -46,7 +47,6 @@ from c2s_monai.handlers import FIRST_CONV, load_pretrained, read_checkpoint
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.intensity import (
     check_contrast_sigmas,
-    check_sigma_data,
     contrast_sigma_data,
 )
 from c2s_monai.io import (
@@ -81,30 +81,29 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "model_config.json"
-DEFAULT_FEATURES = (32, 32, 64, 128, 256, 32)
-# One forward pass per slice: the 10 s budget for a 256x256x100 volume on 2 CPU cores (4 flips:
-# +0.2 dB for 4x the time, docs/benchmarks.md). "auto" precision: bfloat16 where native.
-DEFAULT_FLIPS = 1
+# The defaults (c2s_monai.defaults) under the names this module has exported.
+DEFAULT_FEATURES = defaults.FEATURES
+DEFAULT_FLIPS = defaults.FLIPS
 
 
 def train(
     files: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
-    sigma_data: float | str = "auto",
-    noise_model: str = "gaussian",
+    sigma_data: float | str = defaults.SIGMA_DATA,
+    noise_model: str = defaults.NOISE_MODEL,
     epochs: int = 20,
     iterations_per_epoch: int = 100,
-    patch_size: int = 96,
-    batch_size: int = 8,
-    learning_rate: float = 8e-3,
-    warmup_iterations: int = 200,
-    ema_momentum: float = 0.001,
-    features: Sequence[int] = DEFAULT_FEATURES,
-    conditioning: str = "map",
-    tau_max: float = 1.0,
-    sigma_target_ratio: float = 0.0,
-    max_weight: float = 4.0,
-    autocast_dtype: str = "auto",
+    patch_size: int = defaults.PATCH_SIZE,
+    batch_size: int = defaults.BATCH_SIZE,
+    learning_rate: float = defaults.LEARNING_RATE,
+    warmup_iterations: int = defaults.WARMUP_ITERATIONS,
+    ema_momentum: float = defaults.EMA_MOMENTUM,
+    features: Sequence[int] = defaults.FEATURES,
+    conditioning: str = defaults.CONDITIONING,
+    tau_max: float = defaults.TAU_MAX,
+    sigma_target_ratio: float = defaults.SIGMA_TARGET_RATIO,
+    max_weight: float = defaults.MAX_WEIGHT,
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -112,10 +111,10 @@ def train(
     resample_guides: bool = False,
     pretrained: str | os.PathLike | None = None,
     rician_vst: bool = False,
-    context_slices: int | str = AUTO,
-    spatial_dims: int = 2,
-    slice_axis: int | str = AUTO,
-    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
+    context_slices: int | str = defaults.CONTEXT_SLICES,
+    spatial_dims: int = defaults.SPATIAL_DIMS,
+    slice_axis: int | str = defaults.SLICE_AXIS,
+    context_dropout: float = defaults.CONTEXT_DROPOUT,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
@@ -294,13 +293,13 @@ def denoise(
     input_file: str | os.PathLike,
     model: str | os.PathLike | torch.nn.Module,
     output_file: str | os.PathLike | None = None,
-    sigma_data: float | str = "auto",
-    flips: int = DEFAULT_FLIPS,
+    sigma_data: float | str = defaults.SIGMA_DATA,
+    flips: int = defaults.FLIPS,
     device: str = "cpu",
     each_volume: bool = False,
-    autocast_dtype: str = "auto",
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
     rician_vst: bool | None = None,
-    context_slices: int | str = AUTO,
+    context_slices: int | str = defaults.CONTEXT_SLICES,
     slice_axis: int | str | None = None,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
@@ -343,6 +342,28 @@ def denoise(
     return save_nifti(result, volumes.meta["affine"], output_file)
 
 
+# Settings of the batch functions that the inferer checks, and the yes/no ones.
+_INFERER_SETTINGS = ("sigma_data", "flips", "autocast_dtype", "context_slices", "slice_axis")
+_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides")
+
+
+def _check_settings(function, options: Mapping, passed: Sequence[str]) -> None:
+    """Check the settings a batch call forwards to ``function`` before any input is read.
+
+    An unknown name (a typo) is one ``TypeError`` naming it and the known ones; a bad value
+    (``flips=3``, ``sigma_data="guess"``) is the inferer's or :func:`parse_flag`'s one
+    ``ValueError``, so a bad setting stops the run at once instead of failing every input.
+    """
+    known = [name for name in inspect.signature(function).parameters if name not in passed]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{function.__name__}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}.")
+    C2SInferer(**{name: options[name] for name in _INFERER_SETTINGS if options.get(name) is not None}, check_noise=False)
+    for name in _FLAG_SETTINGS:
+        if options.get(name) is not None:
+            parse_flag(options[name], name)
+
+
 def denoise_files(
     inputs: Sequence[str | os.PathLike],
     model: str | os.PathLike | torch.nn.Module,
@@ -364,7 +385,7 @@ def denoise_files(
         model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
             ``context_slices``, ``slice_axis``).
     """
-    check_sigma_data(options.get("sigma_data", "auto"))
+    _check_settings(denoise, options, passed=("input_file", "model", "output_file", "device"))
     if options.get("rician_vst") is None:
         options["rician_vst"] = trained_with_rician_vst(model)  # the network object below no longer knows
     if options.get("slice_axis") is None:
@@ -471,7 +492,7 @@ def _plan(model, targets: list[str], contrasts: list[str] | None, fallback: list
 
 def _denoise_planned(
     files: Mapping[str, str], plan: dict, output_dir, subject: str, sigma_data, flips: int, device: str, resample_guides: bool,
-    autocast_dtype: str = "auto",
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
 ) -> dict[str, Path]:
     """Denoise every target of ``plan`` for one subject, then write the outputs (all or none)."""
     label = f"subject {subject}" if subject else f"the subject of {next(iter(files.values()), '?')}"
@@ -505,12 +526,12 @@ def denoise_subject(
     output_dir: str | os.PathLike | None = None,
     contrasts: Sequence[str] | str | None = None,
     targets: Sequence[str] | str | None = None,
-    sigma_data: float | str | Mapping[str, float | str] = "auto",
-    flips: int = DEFAULT_FLIPS,
+    sigma_data: float | str | Mapping[str, float | str] = defaults.SIGMA_DATA,
+    flips: int = defaults.FLIPS,
     device: str = "cpu",
     resample_guides: bool = False,
     subject: str | None = None,
-    autocast_dtype: str = "auto",
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
 ) -> dict[str, Path]:
     """Denoise the contrasts of one subject, each guided by the others (joint mode); return ``{target: output}``.
 
@@ -563,19 +584,19 @@ def denoise_subjects(
         subjects: a datalist file or its entries (:func:`c2s_monai.multicontrast.load_datalist`).
         model, contrasts, targets, device, options: as :func:`denoise_subject` (``sigma_data``, ``flips``, ``resample_guides``, ``autocast_dtype``).
     """
+    _check_settings(denoise_subject, options, passed=("files", "model", "output_dir", "contrasts", "targets", "device", "subject"))
     subject_list = load_datalist(subjects, contrasts)
     names = _names(contrasts)
     order = names or datalist_contrasts(subject_list)
     targets = _names(targets) or [t for t in order if not isinstance(model, Mapping) or t in model]
-    check_contrast_sigmas(options.get("sigma_data", "auto"))
     items = target_items(subject_list, targets, check_outputs=output_dir is not None)
     plan = _plan(model, targets, names, order, device)
     if output_dir is not None:
         check_writable_folder(output_dir)
     summary_file = summary_file if summary_file is not None else (Path(output_dir) / "summary.json" if output_dir is not None else None)
     summary = BatchSummary(summary_file, inputs=[item["source"] for item in items])
-    flips, sigma_data = options.get("flips", DEFAULT_FLIPS), options.get("sigma_data", "auto")
-    resample_guides, autocast = options.get("resample_guides", False), options.get("autocast_dtype", "auto")
+    flips, sigma_data = options.get("flips", defaults.FLIPS), options.get("sigma_data", defaults.SIGMA_DATA)
+    resample_guides, autocast = options.get("resample_guides", False), options.get("autocast_dtype", defaults.AUTOCAST_DTYPE)
     for index, subject in enumerate(subject_list):
         files = {c: p for c, p in subject.items() if c != "subject"}
         try:

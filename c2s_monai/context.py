@@ -41,20 +41,16 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 
+from c2s_monai import defaults
 from c2s_monai.errors import InputError, input_name
 
 logger = logging.getLogger(__name__)
 
-# The bundle's, API's and CLI's default context: K slices on each side of the target
-# (docs/benchmarks.md, "Volumetric").
-DEFAULT_CONTEXT_SLICES = 2
-# "auto": the default context, falling back to 2D for a single image (recorded); an integer
-# is an explicit request, refused when it cannot be met.
-AUTO = "auto"
+# The defaults (c2s_monai.defaults), under the names this module has exported since 0.6.0.
+DEFAULT_CONTEXT_SLICES = defaults.AUTO_CONTEXT_SLICES
+DEFAULT_CONTEXT_DROPOUT = defaults.CONTEXT_DROPOUT
+AUTO = defaults.AUTO
 SPATIAL_DIMS = (2, 3)
-# Probability that a training patch's context channels are zeroed, so a context network
-# also denoises a lone 2D image (the fallback above).
-DEFAULT_CONTEXT_DROPOUT = 0.1
 # Noise correlation between neighbouring voxels above which the guides' noise is taken as
 # dependent (interpolated, resampled or zero-filled data): i.i.d. noise measures 0.01-0.05.
 NOISE_CORRELATION_THRESHOLD = 0.2

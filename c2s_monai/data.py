@@ -31,9 +31,9 @@ from monai.transforms import (
     SqueezeDimd,
 )
 
+from c2s_monai import defaults
 from c2s_monai.context import (
     AUTO,
-    DEFAULT_CONTEXT_DROPOUT,
     CheckContextd,
     MoveSliceAxisd,
     RandContextSliced,
@@ -50,7 +50,7 @@ from c2s_monai.vst import RicianVSTd
 def volume_transforms(
     keys: str = "image",
     sigma_data: float | str = "auto",
-    percentile: float = 99.5,
+    percentile: float = defaults.INTENSITY_PERCENTILE,
     channel_scaling: str = "per_channel",
     rician_vst: bool = False,
     slice_axis: int | str = AUTO,
@@ -78,7 +78,7 @@ def volume_transforms(
 def multicontrast_volume_transforms(
     contrasts: Sequence[str],
     sigma_data: float | str = "auto",
-    percentile: float = 99.5,
+    percentile: float = defaults.INTENSITY_PERCENTILE,
     resample_guides: bool = False,
     tolerance: float = 1e-3,
     slice_axis: int | str = AUTO,
@@ -104,11 +104,11 @@ def multicontrast_volume_transforms(
 
 def patch_transforms(
     keys: str = "image",
-    patch_size: int = 96,
-    patches_per_volume: int = 8,
+    patch_size: int = defaults.PATCH_SIZE,
+    patches_per_volume: int = defaults.BATCH_SIZE,
     context_slices: int = 0,
     spatial_dims: int = 2,
-    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
+    context_dropout: float = defaults.CONTEXT_DROPOUT,
 ) -> Compose:
     """Random training patches of a ``(C, H, W, D)`` volume whose slice axis is last, flipped and rotated.
 
@@ -174,7 +174,7 @@ def training_loader(
     context_slices: int | str = 0,
     spatial_dims: int = 2,
     slice_axis: int | str = AUTO,
-    context_dropout: float = DEFAULT_CONTEXT_DROPOUT,
+    context_dropout: float = defaults.CONTEXT_DROPOUT,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 

@@ -48,6 +48,7 @@ from monai.inferers import Inferer, SlidingWindowInferer
 from torch import nn
 from tqdm import tqdm
 
+from c2s_monai import defaults
 from c2s_monai.context import (
     AUTO,
     check_context_slices,
@@ -66,7 +67,7 @@ from c2s_monai.intensity import (
     contrast_sigma_data,
 )
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.precision import autocast_dtype
+from c2s_monai.precision import autocast_dtype, check_autocast_dtype
 from c2s_monai.vst import RicianVST, rician_vst_inverse
 from c2s_monai.writers import parse_flag
 
@@ -109,28 +110,27 @@ class C2SInferer(Inferer):
 
     def __init__(
         self,
-        sigma_data: float | str | Mapping[str, float | str] = "auto",
-        flips: int = 4,
-        slice_batch: int = 8,
-        roi_size: Sequence[int] = (256, 256),
-        overlap: float = 0.25,
-        percentile: float = 99.5,
-        autocast_dtype: str = "float32",
+        sigma_data: float | str | Mapping[str, float | str] = defaults.SIGMA_DATA,
+        flips: int = defaults.FLIPS,
+        slice_batch: int = defaults.SLICE_BATCH,
+        roi_size: Sequence[int] = defaults.ROI_SIZE,
+        overlap: float = defaults.OVERLAP,
+        percentile: float = defaults.INTENSITY_PERCENTILE,
+        autocast_dtype: str = defaults.AUTOCAST_DTYPE,
         progress: bool = False,
         rician_vst: bool = False,
-        context_slices: int | str = AUTO,
-        slice_axis: int | str = AUTO,
-        volume_roi_size: Sequence[int] = (96, 96, 96),
-        check_noise: bool = True,
-        backend: str = "auto",
+        context_slices: int | str = defaults.CONTEXT_SLICES,
+        slice_axis: int | str = defaults.SLICE_AXIS,
+        volume_roi_size: Sequence[int] = defaults.VOLUME_ROI_SIZE,
+        check_noise: bool = defaults.CHECK_NOISE,
+        backend: str = defaults.BACKEND,
     ) -> None:
         super().__init__()
         if flips not in FLIP_ENSEMBLES:
             raise ValueError(f"flips must be one of {tuple(FLIP_ENSEMBLES)}, got {flips!r}.")
         if slice_batch < 1:
             raise ValueError(f"slice_batch must be >= 1, got {slice_batch!r}.")
-        if autocast_dtype not in ("float32", "bfloat16", "auto"):
-            raise ValueError(f"autocast_dtype must be 'float32', 'bfloat16' or 'auto', got {autocast_dtype!r}.")
+        check_autocast_dtype(autocast_dtype)
         sigma_data = check_contrast_sigmas(sigma_data)
         self.percentile = percentile
         # one setting: its scaler, reused; per contrast: resolved per sample

@@ -23,6 +23,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
+from c2s_monai import defaults
 from c2s_monai.errors import InputError, input_name
 from c2s_monai.estimation import ESTIMATORS, estimate_sigma, has_noise_background
 
@@ -31,7 +32,7 @@ from c2s_monai.estimation import ESTIMATORS, estimate_sigma, has_noise_backgroun
 MIN_SIGMA = 1e-5
 
 
-def intensity_scale(image, percentile: float = 99.5) -> float:
+def intensity_scale(image, percentile: float = defaults.INTENSITY_PERCENTILE) -> float:
     """The robust scale of ``image``: the ``percentile``-th percentile of ``|image|`` (> 0)."""
     values = torch.as_tensor(image).detach().float().abs().flatten()
     scale = float(torch.quantile(values[:: max(1, values.numel() // 2_000_000)], percentile / 100.0))
@@ -108,7 +109,7 @@ class ScaleNoisyImage(Transform):
         channel_scaling: ``"per_channel"`` or ``"target"``, see above.
     """
 
-    def __init__(self, sigma_data: float | str = "auto", percentile: float = 99.5, channel_scaling: str = "per_channel") -> None:
+    def __init__(self, sigma_data: float | str = "auto", percentile: float = defaults.INTENSITY_PERCENTILE, channel_scaling: str = "per_channel") -> None:
         if channel_scaling not in CHANNEL_SCALINGS:
             raise ValueError(f"channel_scaling must be one of {CHANNEL_SCALINGS}, got {channel_scaling!r}.")
         self.sigma_data = check_sigma_data(sigma_data)
@@ -164,7 +165,7 @@ class ScaleNoisyImaged(MapTransform):
         self,
         keys: KeysCollection,
         sigma_data: float | str = "auto",
-        percentile: float = 99.5,
+        percentile: float = defaults.INTENSITY_PERCENTILE,
         sigma_key: str = "sigma_data",
         scale_key: str = "intensity_scale",
         allow_missing_keys: bool = False,

@@ -17,9 +17,10 @@ from monai.handlers import LrScheduleHandler, StatsHandler
 from monai.optimizers import WarmupCosineSchedule
 from monai.utils.enums import CommonKeys
 
+from c2s_monai import defaults
 from c2s_monai.engines.random_state import RandomState
 from c2s_monai.handlers import ResumeFromCheckpoint, WarmupEMAHandler
-from c2s_monai.precision import AUTOCAST_CHOICES, autocast_dtype
+from c2s_monai.precision import autocast_dtype, check_autocast_dtype
 
 
 class GDSMIteration:
@@ -28,15 +29,14 @@ class GDSMIteration:
     Args:
         image_key: batch key of the noisy images ``(B, C, *spatial)`` (channel 0: target).
         sigma_key: batch key of the per-sample data noise level ``(B,)`` in network units.
-        autocast_dtype: ``"float32"`` (no autocast), ``"bfloat16"``, ``"float16"`` or ``"auto"``:
+        autocast_dtype: ``"float32"`` (no autocast), ``"bfloat16"`` or ``"auto"`` (the default):
             mixed precision for the forward pass on the engine's device; ``"auto"`` is
             bfloat16 where the device has native bfloat16 units (AMX CPUs, recent GPUs),
             see :mod:`c2s_monai.precision`.
     """
 
-    def __init__(self, image_key: str = "image", sigma_key: str = "sigma_data", autocast_dtype: str = "float32") -> None:
-        if autocast_dtype not in AUTOCAST_CHOICES:
-            raise ValueError(f"autocast_dtype must be one of {AUTOCAST_CHOICES}, got {autocast_dtype!r}.")
+    def __init__(self, image_key: str = "image", sigma_key: str = "sigma_data", autocast_dtype: str = defaults.AUTOCAST_DTYPE) -> None:
+        check_autocast_dtype(autocast_dtype)
         self.image_key = image_key
         self.sigma_key = sigma_key
         self.autocast_setting = autocast_dtype
@@ -83,20 +83,20 @@ def create_trainer(
     train_loader,
     epochs: int,
     iterations_per_epoch: int,
-    learning_rate: float = 8e-3,
-    warmup_iterations: int = 200,
-    ema_momentum: float = 0.001,
+    learning_rate: float = defaults.LEARNING_RATE,
+    warmup_iterations: int = defaults.WARMUP_ITERATIONS,
+    ema_momentum: float = defaults.EMA_MOMENTUM,
     device: str | torch.device = "cpu",
-    autocast_dtype: str = "auto",
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
     checkpoint_dir: str | None = None,
     train_handlers: list | None = None,
     progress: bool = False,
 ) -> tuple[SupervisedTrainer, WarmupEMAHandler]:
     """A ``SupervisedTrainer`` running :class:`GDSMIteration` with the C2S recipe's handlers.
 
-    The defaults are the bundle's recipe (``bundle/configs/train.json``): Adam at 8e-3 and
-    bfloat16 autocast where the device has native bfloat16 units (docs/benchmarks.md, time
-    to quality).
+    The defaults are the bundle's recipe (:mod:`c2s_monai.defaults`, the values of
+    ``bundle/configs/train.json``): Adam at 8e-3 and bfloat16 autocast where the device has
+    native bfloat16 units (docs/benchmarks.md, time to quality).
 
     Adam, ``warmup_iterations`` of linear warm-up (at most a fifth of the run) then cosine
     decay to zero (``WarmupCosineSchedule``, stepped per iteration), an EMA of the weights

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from c2s_monai import defaults
 from c2s_monai.noise import check_noise_model, recorrupt
 
 TAU_SAMPLINGS = ("tau", "sigma", "tau_squared")
@@ -72,12 +73,12 @@ class GDSMLoss(nn.Module):
 
     def __init__(
         self,
-        tau_max: float = 1.0,
-        sigma_target_ratio: float = 0.0,
-        weight_exponent: float = 0.0,
-        max_weight: float = 4.0,
-        noise_model: str = "gaussian",
-        tau_sampling: str = "tau",
+        tau_max: float = defaults.TAU_MAX,
+        sigma_target_ratio: float = defaults.SIGMA_TARGET_RATIO,
+        weight_exponent: float = defaults.WEIGHT_EXPONENT,
+        max_weight: float = defaults.MAX_WEIGHT,
+        noise_model: str = defaults.NOISE_MODEL,
+        tau_sampling: str = defaults.TAU_SAMPLING,
     ) -> None:
         super().__init__()
         if not tau_max > 0:
