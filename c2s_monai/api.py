@@ -72,15 +72,15 @@ from c2s_monai.multicontrast import (
     rotate_target,
     target_items,
 )
+from c2s_monai.naming import CONFIG_FILE, MODEL_FILE, input_kind
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.readers import input_kind, list_inputs
+from c2s_monai.readers import list_inputs
+from c2s_monai.settings import parse_flag
 from c2s_monai.transforms import EnsureVolume
-from c2s_monai.writers import parse_flag, save_nifti
+from c2s_monai.writers import save_nifti
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "model_config.json"
 # The defaults (c2s_monai.defaults) under the names this module has exported.
 DEFAULT_FEATURES = defaults.FEATURES
 DEFAULT_FLIPS = defaults.FLIPS

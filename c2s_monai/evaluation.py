@@ -7,6 +7,8 @@
   caches it) and a self-supervised method never sees two noise draws of one image.
 - :func:`slices_as_samples`: an ``output_transform`` that hands a 2D metric (SSIM) every slice
   of every volume as one sample.
+- :func:`reference_metrics`: the metrics against the clean reference, one definition for
+  validation during training (``train.json``) and evaluation (``evaluate.json``).
 - :func:`no_reference_metrics`: what can be checked without a clean image: the residual
   ``noisy - denoised`` should look like the noise (its std close to ``sigma_data``, no
   correlation with the denoised image) and the denoised image should hold little noise.
@@ -20,13 +22,15 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.handlers import IgniteMetricHandler, PeakSignalToNoiseRatio, from_engine
+from monai.metrics import SSIMMetric
 from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 
 from c2s_monai.estimation import estimate_sigma_mad
 from c2s_monai.noise import add_noise, check_noise_model
 
-__all__ = ["NO_REFERENCE_METRICS", "SimulateNoisyd", "no_reference_metrics", "slices_as_samples"]
+__all__ = ["NO_REFERENCE_METRICS", "SimulateNoisyd", "no_reference_metrics", "reference_metrics", "slices_as_samples"]
 
 NO_REFERENCE_METRICS = ("residual_std_ratio", "residual_correlation", "remaining_noise_ratio")
 
@@ -86,6 +90,32 @@ def slices_as_samples(output: Sequence[Mapping] | Mapping, keys: Sequence[str] =
         first.extend(a[..., k] for k in range(a.shape[-1]))
         second.extend(b[..., k] for k in range(b.shape[-1]))
     return first, second
+
+
+def reference_metrics(prefix: str = "", save_details: bool = False) -> tuple[dict, dict]:
+    """The metrics against the clean reference ``label``, as ``(key metric, additional metrics)`` for a MONAI evaluator.
+
+    Key: ``<prefix>psnr``, the PSNR (peak 1) of ``pred``. Additional: ``<prefix>ssim`` of
+    ``pred`` (2D SSIM, every slice a sample: :func:`slices_as_samples`), and
+    ``<prefix>noisy_psnr``/``<prefix>noisy_ssim`` of the noisy input ``image``, the baseline.
+    ``save_details`` keeps the per-volume PSNRs (for ``MetricsSaver``).
+    """
+
+    def psnr(keys: list[str]) -> PeakSignalToNoiseRatio:
+        return PeakSignalToNoiseRatio(max_val=1.0, save_details=save_details, output_transform=from_engine(keys))
+
+    def ssim(keys: tuple[str, str]) -> IgniteMetricHandler:
+        return IgniteMetricHandler(
+            metric_fn=SSIMMetric(spatial_dims=2, data_range=1.0), output_transform=lambda output: slices_as_samples(output, keys=keys)
+        )
+
+    key = {f"{prefix}psnr": psnr(["pred", "label"])}
+    additional = {
+        f"{prefix}ssim": ssim(("pred", "label")),
+        f"{prefix}noisy_psnr": psnr(["image", "label"]),
+        f"{prefix}noisy_ssim": ssim(("image", "label")),
+    }
+    return key, additional
 
 
 def no_reference_metrics(noisy, denoised, sigma_data: float) -> dict[str, float]:

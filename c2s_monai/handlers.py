@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, EMAHandler, ProgressBar
+from ignite.handlers import EMAHandler, ProgressBar
 from monai.config import PathLike
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader
@@ -46,7 +46,7 @@ from c2s_monai.errors import InputError, describe
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
 from c2s_monai.io import atomic_write, write_text_atomic
 from c2s_monai.multicontrast import check_channel_order, contrast_model_path
-from c2s_monai.writers import parse_flag
+from c2s_monai.settings import parse_flag
 
 __all__ = [
     "DenoisingReportHandler",
@@ -427,35 +427,27 @@ class LoadCheckpoint(CheckpointLoader):
     mismatch_advice = "set features and conditioning to the values it was trained with, or give a checkpoint trained with these settings"
 
     def __call__(self, engine) -> None:
-        if not self.strict_shape:
-            super().__call__(engine)
-            return
-        self.restore(engine, read_checkpoint(self.load_path, self.map_location))
-
-    def restore(self, engine, checkpoint: dict) -> None:
-        """Load ``checkpoint`` into ``load_dict``, keeping the engine's ``max_epochs``."""
+        """Restore ``load_dict`` with MONAI's ``CheckpointLoader``, its failures turned into one clear error."""
+        checkpoint = read_checkpoint(self.load_path, self.map_location)  # a missing or unreadable file: named
         key = next(iter(self.load_dict))
-        if len(self.load_dict) == 1 and key not in checkpoint:
-            checkpoint = {key: checkpoint}
-        missing = [k for k in self.load_dict if k not in checkpoint]
-        if missing:
-            raise InputError(
-                f"{self.load_path}: the checkpoint holds {sorted(checkpoint)} but not {missing}; {self.mismatch_advice}."
-            )
-        prior_max_epochs = engine.state.max_epochs
+        if not (len(self.load_dict) == 1 and key not in checkpoint):  # a bare state_dict fits a single object
+            missing = [k for k in self.load_dict if k not in checkpoint]
+            if missing:
+                raise InputError(
+                    f"{self.load_path}: the checkpoint holds {sorted(checkpoint)} but not {missing}; {self.mismatch_advice}."
+                )
+        max_epochs = engine.state.max_epochs
         try:
-            Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=self.strict)
-        except (RuntimeError, KeyError, ValueError) as error:
-            raise InputError(
-                f"{self.load_path}: the checkpoint does not fit the network ({describe(error)}); {self.mismatch_advice}."
-            ) from error
-        if prior_max_epochs is not None and engine.state.epoch > prior_max_epochs:
-            raise InputError(
-                f"{self.load_path}: the checkpoint is at epoch {engine.state.epoch}, beyond max_epochs {prior_max_epochs}; "
-                f"give max_epochs >= {engine.state.epoch} to continue that run, or start a new one in another folder."
-            )
-        engine.state.max_epochs = prior_max_epochs
-        self.logger.info(f"Restored all variables from {self.load_path}")
+            super().__call__(engine)
+        except ValueError as error:
+            if max_epochs is not None and engine.state.epoch > max_epochs:
+                raise InputError(
+                    f"{self.load_path}: the checkpoint is at epoch {engine.state.epoch}, beyond max_epochs {max_epochs}; "
+                    f"give max_epochs >= {engine.state.epoch} to continue that run, or start a new one in another folder."
+                ) from error
+            raise InputError(f"{self.load_path}: the checkpoint does not fit the network ({describe(error)}); {self.mismatch_advice}.") from error
+        except (RuntimeError, KeyError) as error:
+            raise InputError(f"{self.load_path}: the checkpoint does not fit the network ({describe(error)}); {self.mismatch_advice}.") from error
 
 
 class LoadContrastCheckpoints:
@@ -564,7 +556,7 @@ class ResumeFromCheckpoint(LoadCheckpoint):
                 self.logger.warning(f"{self.load_path} holds no {key!r}: it is not restored.")
                 self.load_dict = {k: v for k, v in self.load_dict.items() if k != key}
         kept = {k: getattr(self.lr_scheduler, k) for k in self.SCHEDULE_LENGTH if hasattr(self.lr_scheduler, k)}
-        self.restore(engine, checkpoint)
+        super().__call__(engine)
         for key, value in kept.items():
             setattr(self.lr_scheduler, key, value)
 

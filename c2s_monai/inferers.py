@@ -68,8 +68,8 @@ from c2s_monai.intensity import (
 )
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.precision import autocast_dtype, check_autocast_dtype
+from c2s_monai.settings import parse_flag
 from c2s_monai.vst import RicianVST, rician_vst_inverse
-from c2s_monai.writers import parse_flag
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 FLIP_ENSEMBLES = {

@@ -22,21 +22,9 @@ import torch
 from monai.data import MetaTensor
 
 from c2s_monai.errors import InputError
+from c2s_monai.naming import output_path
 from c2s_monai.readers import LoadVolume
 from c2s_monai.transforms import EnsureVolume
-
-DENOISED_POSTFIX = "_denoised"
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    if path.is_dir():  # a DICOM series folder
-        return name
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def load_volume(path: str | os.PathLike, num_channels: int | None = 1) -> MetaTensor:
@@ -54,10 +42,8 @@ def load_volume(path: str | os.PathLike, num_channels: int | None = 1) -> MetaTe
 
 
 def default_output_path(input_path: str | os.PathLike, output_dir: str | os.PathLike | None = None) -> Path:
-    """``<output_dir or input folder>/<name>_denoised.nii.gz``."""
-    input_path = Path(input_path)
-    folder = Path(output_dir) if output_dir is not None else input_path.parent
-    return folder / f"{_stem(input_path)}{DENOISED_POSTFIX}.nii.gz"
+    """``<output_dir or input folder>/<name>_denoised.nii.gz`` (:func:`c2s_monai.naming.output_path`)."""
+    return output_path(input_path, output_dir)
 
 
 def check_output_path(input_path: str | os.PathLike, output_path: str | os.PathLike) -> Path:

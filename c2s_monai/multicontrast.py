@@ -56,7 +56,8 @@ from torch import nn
 
 from c2s_monai.errors import InputError, input_name
 from c2s_monai.io import write_text_atomic
-from c2s_monai.writers import output_stem, parse_flag
+from c2s_monai.naming import MODEL_FILE, output_stem
+from c2s_monai.settings import parse_flag
 
 __all__ = [
     "CHANNELS_FILE",
@@ -84,7 +85,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHANNELS_FILE = "contrasts.json"
-MODEL_FILE = "model.pt"
 # item keys that are not contrast names
 RESERVED_KEYS = ("subject", "target_contrast", "source", "image", "label", "pred", "sigma_data", "intensity_scale")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

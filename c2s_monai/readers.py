@@ -36,6 +36,14 @@ from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from c2s_monai.errors import InputError, describe, root_cause
+from c2s_monai.naming import (
+    DICOM_SUFFIXES,
+    HDF5_SUFFIXES,
+    NIFTI_SUFFIXES,
+    OUTPUT_MARK,
+    input_kind,
+    is_dicom_file,
+)
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -49,36 +57,11 @@ __all__ = [
     "read_dicom_series",
 ]
 
-DICOM_SUFFIXES = (".dcm", ".ima", ".dicom")
-HDF5_SUFFIXES = (".h5", ".hdf5")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-OUTPUT_MARK = "_denoised"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def _is_dicom_file(path: Path) -> bool:
-    if path.name.lower().endswith(DICOM_SUFFIXES):
-        return True
-    return path.is_file() and not path.name.startswith(".") and pydicom.misc.is_dicom(str(path))
-
-
 def _dicom_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and _is_dicom_file(p))
-
-
-def input_kind(path: PathLike) -> str:
-    """``"dicom"`` (a series folder or a DICOM file), ``"hdf5"``, ``"nifti"`` or ``"other"``."""
-    path = Path(path)
-    name = path.name.lower()
-    if path.is_dir():
-        return "dicom"
-    if name.endswith(HDF5_SUFFIXES):
-        return "hdf5"
-    if name.endswith(NIFTI_SUFFIXES):
-        return "nifti"
-    if path.is_file() and _is_dicom_file(path):
-        return "dicom"
-    return "other"
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_dicom_file(p))
 
 
 def _series_label(ds) -> str:
@@ -456,7 +439,7 @@ def _folder_inputs(folder: Path) -> list[str]:
     volumes = [p for p in volumes if OUTPUT_MARK not in p.name]
     if volumes:
         return [str(p) for p in volumes]
-    if any(_is_dicom_file(p) for p in files):
+    if any(is_dicom_file(p) for p in files):
         return [str(folder)]
     series = sorted(p for p in folder.iterdir() if p.is_dir() and OUTPUT_MARK not in p.name and _dicom_files(p))
     return [str(p) for p in series]

@@ -40,7 +40,9 @@ from c2s_monai.io import (
     current_umask,
     save_like,
 )
-from c2s_monai.readers import NIFTI_SUFFIXES, input_kind, read_dicom_series
+from c2s_monai.naming import DENOISED_POSTFIX, input_kind, output_path, output_stem
+from c2s_monai.readers import read_dicom_series
+from c2s_monai.settings import parse_flag
 
 __all__ = ["SaveDenoisedd", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
 
@@ -48,35 +50,6 @@ logger = logging.getLogger(__name__)
 
 DERIVED_IMAGE_TYPE = ["DERIVED", "SECONDARY", "DENOISED"]
 SERIES_NUMBER_OFFSET = 1000
-
-
-def parse_flag(value, name: str = "flag") -> bool:
-    """A yes/no setting: a bool, or a string as typed on a command line (``true``/``false``, ``1``/``0``, ``yes``/``no``).
-
-    ``python -m monai.bundle run --key false`` passes the *string* ``"false"``, which Python
-    would take as true.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", "none", "null", ""):
-        return False
-    raise ValueError(f"{name} must be true or false, got {value!r}.")
-
-
-def output_stem(source: PathLike) -> str:
-    """The name an output is derived from: a NIfTI/HDF5 file's stem, a DICOM series' folder name."""
-    path = Path(source)
-    if input_kind(path) == "dicom":
-        return path.name if path.is_dir() else path.parent.name
-    for suffix in NIFTI_SUFFIXES:
-        if path.name.lower().endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
 
 
 def _as_volume(volume) -> np.ndarray:
@@ -228,7 +201,7 @@ class SaveDenoisedd(MapTransform):
         keys: KeysCollection,
         reference_key: str = "image",
         output_dir: PathLike | None = None,
-        output_postfix: str = "denoised",
+        output_postfix: str = DENOISED_POSTFIX,
         dicom_output: bool = False,
         path_key: str = "output_path",
         subfolder_key: str | None = None,
@@ -247,8 +220,7 @@ class SaveDenoisedd(MapTransform):
             check_writable_folder(output_dir)
 
     def _target(self, source: Path, suffix: str, subfolder: str = "") -> Path:
-        folder = (Path(self.output_dir) / subfolder if subfolder else Path(self.output_dir)) if self.output_dir else source.parent
-        return folder / f"{output_stem(source)}_{self.output_postfix}{suffix}"
+        return output_path(source, self.output_dir or None, self.output_postfix, suffix, subfolder)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)

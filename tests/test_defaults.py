@@ -120,3 +120,10 @@ def test_inferer_and_engine_accept_the_same_precisions():
     for good in ("float32", "bfloat16", "auto"):
         C2SInferer(autocast_dtype=good)
         GDSMIteration(autocast_dtype=good)
+
+
+def test_the_bundle_names_outputs_by_the_package_rule():
+    from c2s_monai import naming
+
+    inference = json.loads((BUNDLE / "configs" / "inference.json").read_text())
+    assert inference["output_postfix"] == naming.DENOISED_POSTFIX
