@@ -4,7 +4,7 @@
     model = train(["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"], "runs/t1")
     denoise("sub-03_T1w.nii.gz", model)            # writes sub-03_T1w_denoised.nii.gz
 
-Multi-contrast (method.md section 8, docs/multicontrast.md): one network per target
+Multi-contrast (docs/method.md section 9, docs/multicontrast.md): one network per target
 contrast, the subject's other contrasts as guides:
 
     from c2s_monai import train_multicontrast, denoise_subject
@@ -118,7 +118,7 @@ def train(
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
-    All arguments are the method's knobs (``shared/method.md``); ``sigma_data`` is the noise
+    All arguments are the method's knobs (``docs/method.md`` section 2-section 7 and section 9); ``sigma_data`` is the noise
     std in the images' units or ``"auto"`` (estimated per volume). Training resumes from
     ``<output_dir>/checkpoints`` when a checkpoint is there. ``pretrained`` (a ``model.pt``,
     e.g. the shipped ``bundle/models/model.pt``) starts from its weights instead of random
@@ -434,7 +434,7 @@ def train_multicontrast(
     """Train one multi-contrast network per target contrast; return ``{target: <output_dir>/<target>/model.pt}``.
 
     The network for target ``t`` takes the channels ``rotate_target(contrasts, t)``: ``t``
-    (re-corrupted and predicted) then the other contrasts as guides (method.md section 8).
+    (re-corrupted and predicted) then the other contrasts as guides (docs/method.md section 9).
     One network per target, because a network knows each guide only by its position; the
     order is recorded beside the weights (``contrasts.json``) and checked when it is used.
 

@@ -1,7 +1,7 @@
 """Volumetric context: the third dimension of a volume, for the network and for its checks.
 
 C2S denoises a volume slice by slice; *2.5D context* gives the network, beside the target
-slice ``z``, the ``K`` slices on each side of it as extra input channels (docs/method.md,
+slice ``z``, the ``K`` slices on each side of it as extra input channels (docs/method.md section 5,
 "Volumetric context"). Their noise is independent of the target's (one acquisition, no
 interpolation across slices), so they act as guide channels: only the target is
 re-corrupted, and GDSM's minimiser is the posterior mean of the clean target given the
@@ -333,7 +333,7 @@ def noise_correlation(volume, max_voxels: int = 500_000) -> list[float]:
     ``rho_a`` along ``a`` (none along ``b``) it is ``rho_a``. The correlation of ``r`` with its
     neighbour along ``a`` is taken robustly (Gnanadesikan-Kettenring, MAD scales), so the few
     edges that survive the difference do not count, over voxels where ``r`` is not exactly
-    zero (masked or zero-filled air). Measured (docs/method.md, Volumetric context): i.i.d.
+    zero (masked or zero-filled air). Measured (docs/method.md section 5, Volumetric context): i.i.d.
     noise on the MNI T1 gives 0.01-0.05, the same noise linearly interpolated 2x across
     slices 0.76 along them. A volume larger than ``max_voxels`` is read on evenly spaced
     planes of the third axis (which neither ``a`` nor ``b`` crosses), so the check costs well
@@ -388,7 +388,7 @@ def check_noise_independence(volume, source: str = "", slice_axis: int = 2, thre
         logger.warning(
             "%s: the noise of neighbouring slices is correlated (rho %.2f > %.2g): the slices look interpolated or "
             "resampled, so their noise leaks into the target through the context; denoise the original acquisition, or "
-            "use context_slices 0 (docs/method.md, Volumetric context).", name, across, threshold,
+            "use context_slices 0 (docs/method.md section 5, Volumetric context).", name, across, threshold,
         )
     if correlated_in_plane:
         logger.warning(

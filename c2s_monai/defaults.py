@@ -55,7 +55,7 @@ CONTEXT_DROPOUT = 0.1
 FEATURES = (32, 32, 64, 128, 256, 32)
 CONDITIONING = "map"
 
-# --------------------------------------------------------------------- the loss (docs/method.md)
+# --------------------------------------------------------------------- the loss (docs/method.md section 3)
 NOISE_MODEL = "gaussian"
 TAU_MAX = 1.0
 SIGMA_TARGET_RATIO = 0.0

@@ -1,4 +1,4 @@
-"""Noise-level estimation for magnitude MRI (method.md section 6).
+"""Noise-level estimation for magnitude MRI (docs/method.md section 6).
 
 Two estimators, both returning sigma in the image's own units, on 2D or 3D arrays:
 

@@ -311,7 +311,7 @@ class EMAWarmup:
 
     The decay ``min(1 - momentum, (1 + n) / (10 + n))`` of common EMA-with-warm-up practice:
     early on the average follows the fast-moving weights instead of lagging thousands of
-    steps behind them (``shared/recipe-notes.md``).
+    steps behind them (``docs/method.md`` section 7).
     """
 
     def __init__(self, momentum: float) -> None:

@@ -1,6 +1,6 @@
 """Whole-image C2S inference: ``x_hat = D(y, s_d)``, one forward pass at the data level.
 
-method.md section 4. :class:`C2SInferer` is a MONAI ``Inferer``: ``inferer(inputs, network)``
+docs/method.md section 8. :class:`C2SInferer` is a MONAI ``Inferer``: ``inferer(inputs, network)``
 with ``inputs`` a batch of noisy images in their own units, ``(B, C, H, W)`` or volumes
 ``(B, C, H, W, D)`` (channel 0 the target contrast, the rest guides). It does everything
 the network needs beyond the image:

@@ -7,8 +7,8 @@ voxel is about 1 whatever the scanner's units. The noise level travels with the 
 (:mod:`c2s_monai.estimation`) on the scaled image. The denoised output is multiplied by
 ``scale`` again, so it is returned in the input's units (float32).
 
-Multi-contrast inputs (channel 0 the target, channels 1.. co-registered guides, method.md
-section 8) are scaled channel by channel, ``image[c] / scale_c``: each guide by its own
+Multi-contrast inputs (channel 0 the target, channels 1.. co-registered guides, docs/method.md
+section 9) are scaled channel by channel, ``image[c] / scale_c``: each guide by its own
 robust scale, since contrasts come in unrelated units. The noise level and the output
 scale are the target's (``scale_0``); the guides' noise never enters the loss or the
 inferer. ``sigma_data`` may be given per contrast (:func:`contrast_sigma_data`).

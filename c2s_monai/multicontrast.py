@@ -1,4 +1,4 @@
-"""Multi-contrast C2S: co-registered contrasts of one subject as input channels (method.md section 8).
+"""Multi-contrast C2S: co-registered contrasts of one subject as input channels (docs/method.md section 9).
 
 Other contrasts of the same subject, on the target's voxel grid, enter as extra input
 channels; only the target contrast (channel 0) is re-corrupted by the loss and predicted by

@@ -1,6 +1,6 @@
 """Noise models of magnitude MRI and the GDSM re-corruption.
 
-Two observation models are supported (``shared/method.md`` sections 1 and 7):
+Two observation models are supported (``docs/method.md`` section 1 and section 2):
 
 - ``"gaussian"``: ``y = x0 + sigma * n``, ``n ~ N(0, I)``.
 - ``"rician"``: ``y = |x0 + sigma * (n_r + i n_i)|``, the magnitude of complex Gaussian
@@ -75,7 +75,7 @@ def recorrupt(
 ) -> torch.Tensor:
     """GDSM re-corruption ``x_tau = y + tau z`` (Gaussian) or ``|y + tau (z_r + i z_i)|`` (Rician).
 
-    method.md sections 3 and 7; ``tau`` is the std of the *added* noise, scalar or ``(B,)``.
+    docs/method.md section 3.1; ``tau`` is the std of the *added* noise, scalar or ``(B,)``.
     """
     return add_noise(noisy, tau, noise_model, generator)
 

@@ -1,6 +1,6 @@
 """Variance-stabilising transform (VST) for Rician magnitude data, with its exact unbiased inverse.
 
-The third way to handle Rician data (``shared/method.md`` section 7; Foi 2011, "Noise
+The third way to handle Rician data (``docs/method.md`` section 2; Foi 2011, "Noise
 estimation and removal in MR imaging: the variance-stabilization approach", ISBI): map the
 magnitude ``z = |nu + sigma (n_r + i n_i)|`` to ``f(z)`` whose noise is close to Gaussian with
 std ``sigma`` at every signal level ``nu``, denoise that as Gaussian data, and map the

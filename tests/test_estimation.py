@@ -1,4 +1,4 @@
-"""Noise-level estimators (method.md section 6): within 10% on synthetic data with a known sigma."""
+"""Noise-level estimators (docs/method.md section 6): within 10% on synthetic data with a known sigma."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GDSM loss of C2S: coefficients, argument checks, tau sampling and the loss wiring (method.md 2, 3, 5)."""
+"""GDSM loss of C2S: coefficients, argument checks, tau sampling and the loss wiring (docs/method.md section 3)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from c2s_monai.losses.gdsm import gdsm_coefficients
 
 
 def closed_form(s_t: float, s_d: float, s_tgt: float) -> tuple[float, float]:
-    """method.md section 2, written out independently of the package."""
+    """docs/method.md section 3.2, written out independently of the package."""
     gamma = (s_t**2 - s_d**2) / (s_t**2 - s_tgt**2)
     delta = (s_d**2 - s_tgt**2) / (s_t**2 - s_tgt**2)
     return gamma, delta
@@ -252,7 +252,7 @@ def test_loss_gradient_reaches_the_network():
 
 
 class GaussianOracle(nn.Module):
-    """The exact minimiser for a per-pixel N(mu, s^2) prior: E[x_tgt | x_t] (method.md section 2)."""
+    """The exact minimiser for a per-pixel N(mu, s^2) prior: E[x_tgt | x_t] (docs/method.md section 3.2)."""
 
     def __init__(self, mu: float, s: float, s_tgt: float) -> None:
         super().__init__()
@@ -308,7 +308,7 @@ if given is not None:
         gamma, delta = gdsm_coefficients(s_t, s_d, s_tgt)
         assert float(gamma + delta) == pytest.approx(1.0, abs=1e-9)
         assert 0.0 < float(gamma) <= 1.0 and 0.0 <= float(delta) < 1.0
-        # Gaussian-prior identity (method.md section 2): with prior N(0, 1), E[v | x_t] = (1 + v_noise) / (1 + s_t^2) x_t
+        # Gaussian-prior identity (docs/method.md section 3.2): with prior N(0, 1), E[v | x_t] = (1 + v_noise) / (1 + s_t^2) x_t
         # for v = x0 + noise of variance v_noise; E[y|x_t] must equal gamma E[x_tgt|x_t] + delta x_t.
         slope_y = (1 + s_d**2) / (1 + s_t**2)
         slope_tgt = (1 + s_tgt**2) / (1 + s_t**2)

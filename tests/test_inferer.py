@@ -1,4 +1,4 @@
-"""Whole-image C2S inference (method.md section 4): shapes, padding, windows, flips, scaling, sigma."""
+"""Whole-image C2S inference (docs/method.md section 8): shapes, padding, windows, flips, scaling, sigma."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Multi-contrast C2S (method.md section 8, docs/multicontrast.md): stacking, grids, datalists, joint mode.
+"""Multi-contrast C2S (docs/method.md section 9, docs/multicontrast.md): stacking, grids, datalists, joint mode.
 
 The data: two "subjects" cut (48 x 48 x 3) from the co-registered noisy MNI T1, pseudo-T2 and
 pseudo-PD volumes of ``c2s_monai.sample_data.write_multicontrast_subject``, at two places of

@@ -1,4 +1,4 @@
-"""Noise models and GDSM re-corruption (method.md sections 1, 3 and 7), and the AddNoise transforms."""
+"""Noise models and GDSM re-corruption (docs/method.md section 1, section 2 and section 3.1), and the AddNoise transforms."""
 
 from __future__ import annotations
 

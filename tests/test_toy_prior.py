@@ -1,7 +1,7 @@
 """The key estimator-correctness test of C2S: on a Gaussian toy prior the GDSM minimiser is known.
 
 Prior ``x0 ~ N(mu, s^2)`` per pixel, data ``y = x0 + s_d n``. For a total level ``s_t`` and a
-target level ``s_tgt`` (nested Gaussian corruptions, method.md sections 2 and 5)
+target level ``s_tgt`` (nested Gaussian corruptions, docs/method.md section 3.2 and section 3.5)
 
     E[x_tgt | x_t] = mu + (s^2 + s_tgt^2) / (s^2 + s_t^2) * (x_t - mu),
 

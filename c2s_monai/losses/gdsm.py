@@ -1,7 +1,7 @@
 """Generalized denoising score matching (GDSM) loss of Corruption2Self.
 
 Tu, Shi & Lam, "Score-based Self-supervised MRI Denoising", ICLR 2025 (arXiv 2505.05631);
-``shared/method.md`` sections 2, 3 and 5.
+``docs/method.md`` section 3.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class GDSMLoss(nn.Module):
     r"""GDSM loss: train a noise-conditioned denoiser from noisy images only.
 
     For a noisy batch ``y = x0 + s_d n`` (channel 0 is the target contrast, further channels
-    are co-registered guide contrasts, method.md section 8), draw per sample
+    are co-registered guide contrasts, docs/method.md section 9), draw per sample
 
     .. math::
 

@@ -6,7 +6,7 @@ The network is called with **one tensor** ``(B, C + 1, *spatial)``: ``C`` image 
 noise level ``s`` of the target (a constant map, or a spatially varying one).
 That keeps it a plain MONAI network for ``verify_net_in_out``, TorchScript and MONAI Label.
 
-Preconditioning (Karras et al. 2022, "EDM", ``shared/recipe-notes.md``), per voxel, with a
+Preconditioning (Karras et al. 2022, "EDM", ``docs/method.md`` section 4), per voxel, with a
 fixed data scale ``S``:
 
     D(x, s) = c_skip(s) x + c_out(s) F(c_in(s) x, log(s) / 4)
