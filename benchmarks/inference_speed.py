@@ -2,7 +2,7 @@
 
     python -m benchmarks.inference_speed [--threads 2]
 
-The volume is the benchmark's (:func:`benchmarks.run.speed_volume`: 100 MNI T1 slices padded to
+The volume is the benchmark's (:func:`benchmarks.common.speed_volume`: 100 MNI T1 slices padded to
 256x256, 6% Gaussian noise). Timed: the whole :class:`c2s_monai.C2SInferer` call (scaling,
 padding, the network, flips) with the bundle's ``flips``, ``slice_batch`` and
 ``autocast_dtype`` (``bundle/configs/common.json``), and the same with 4 flips and in
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.run import speed_volume
-from benchmarks.time_to_quality import RESULTS
+from benchmarks.common import TTQ_RESULTS, speed_volume
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.precision import autocast_dtype, native_bfloat16
@@ -84,8 +83,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     result = measure(args.threads, args.repeats)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inference_speed.json").write_text(json.dumps(result, indent=2))
+    TTQ_RESULTS.mkdir(parents=True, exist_ok=True)
+    (TTQ_RESULTS / "inference_speed.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

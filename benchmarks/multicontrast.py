@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -27,8 +26,8 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from benchmarks.common import HELD_OUT_SLICES, TRAIN_SLICES, write_json, write_volume
 from benchmarks.pages import write_section
-from benchmarks.run import HELD_OUT_SLICES, TRAIN_SLICES, _write_volume
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
@@ -85,7 +84,7 @@ def run_one(target: str, guides: tuple[str, ...]) -> dict:
     order = (target, *guides)
     with tempfile.TemporaryDirectory() as folder:
         train_file = Path(folder) / "train.nii.gz"
-        _write_volume(train_file, *(data[c]["train_noisy"] for c in order))
+        write_volume(train_file, *(data[c]["train_noisy"] for c in order))
         loader = training_loader([str(train_file)], LEVEL, patch_size=96, batch_size=8, iterations_per_epoch=ITERATIONS, seed=0)
         network = NoiseConditionedUNet(in_channels=len(order))
         trainer, ema = create_trainer(network, GDSMLoss(), loader, epochs=1, iterations_per_epoch=ITERATIONS, learning_rate=2e-3,
@@ -108,9 +107,7 @@ def run_one(target: str, guides: tuple[str, ...]) -> dict:
 def _job(target: str, guides: tuple[str, ...]) -> str:
     result = run_one(target, guides)
     path = RESULTS / f"{run_name(target, guides)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, result)
     return path.stem
 
 

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from benchmarks.common import EXAMPLE_SLICE, HELD_OUT_SLICES
 from benchmarks.methods import LEARNED
 from benchmarks.pages import write_section
 
@@ -127,7 +128,6 @@ def _figures(folder: Path, results: dict[str, dict[str, dict]], figures: Path) -
         names.append("benchmark_curves.png")
     shown = [m for m in ("noisy", "nlm", "bm3d", "noise2self", "c2s", "supervised") if (folder / "gaussian_6" / f"{m}.npy").is_file()]
     if shown:
-        from benchmarks.run import EXAMPLE_SLICE, HELD_OUT_SLICES
         from c2s_monai.sample_data import mni152_t1_slices
 
         clean = mni152_t1_slices(*HELD_OUT_SLICES)[EXAMPLE_SLICE]

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import resource
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -32,36 +30,31 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from ignite.engine import Events
-from skimage.metrics import structural_similarity
 
 from benchmarks import classical
+from benchmarks.common import (
+    EXAMPLE_SLICE,
+    RESULTS,
+    bundle_autocast,
+    current_commit,
+    make_data,
+    metrics,
+    parse_condition,
+    speed_volume,
+    write_json,
+    write_volume,
+)
 from benchmarks.methods import LEARNED
+from benchmarks.report import write_report
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.noise import add_noise
-from c2s_monai.precision import autocast_dtype
-from c2s_monai.sample_data import mni152_t1_slices
 
-TRAIN_SLICES = (40, 140, 2)
-HELD_OUT_SLICES = (45, 140, 10)
-EXAMPLE_SLICE = 4  # the held-out slice shown in the figures (z = 85)
 ESTIMATOR = {"gaussian": "mad", "rician": "background"}
-
-
-@dataclass(frozen=True)
-class Condition:
-    noise_model: str
-    level: float
-
-    @property
-    def name(self) -> str:
-        return f"{self.noise_model}_{round(self.level * 100)}"
 
 
 @dataclass(frozen=True)
@@ -99,41 +92,7 @@ QUICK = Plan(
 )
 
 
-def bundle_autocast() -> str:
-    """What the bundle's ``autocast_dtype: "auto"`` runs in on this CPU: ``"bfloat16"`` where native, else ``"float32"``."""
-    return str(autocast_dtype("auto", "cpu") or "float32").removeprefix("torch.")
-
-
-def parse_condition(name: str) -> Condition:
-    noise_model, percent = name.split("_")
-    return Condition(noise_model, int(percent) / 100)
-
-
-# ------------------------------------------------------------------------------- data + metrics
-
-
-def make_data(condition: Condition) -> dict[str, np.ndarray]:
-    """Clean and noisy training / held-out slices ``(N, H, W)`` for one condition (seeded)."""
-    data = {}
-    for split, (first, last, step), seed in (("train", TRAIN_SLICES, 0), ("held_out", HELD_OUT_SLICES, 1)):
-        clean = mni152_t1_slices(first, last, step)
-        generator = torch.Generator().manual_seed(seed)
-        noisy = add_noise(torch.from_numpy(clean), condition.level, condition.noise_model, generator).numpy()
-        data[f"{split}_clean"], data[f"{split}_noisy"] = clean, noisy
-    return data
-
-
-def metrics(estimate: np.ndarray, clean: np.ndarray) -> dict[str, float]:
-    """PSNR/SSIM (peak 1) inside ``clean > 0.1`` and on the whole image, pooled over slices."""
-    mask = clean > 0.1
-    ssim_maps = np.stack([structural_similarity(c, e, data_range=1.0, full=True)[1] for c, e in zip(clean, estimate)])
-    error = (estimate - clean) ** 2
-    return {
-        "psnr_mask": float(10 * np.log10(1 / error[mask].mean())),
-        "psnr_image": float(10 * np.log10(1 / error.mean())),
-        "ssim_mask": float(ssim_maps[mask].mean()),
-        "ssim_image": float(ssim_maps.mean()),
-    }
+# ------------------------------------------------------------------------------------ scoring
 
 
 def evaluate(denoise, data: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
@@ -142,12 +101,6 @@ def evaluate(denoise, data: dict[str, np.ndarray]) -> dict[str, dict[str, float]
         "train": metrics(denoise(data["train_noisy"][::5]), data["train_clean"][::5]),
         "held_out": metrics(denoise(data["held_out_noisy"]), data["held_out_clean"]),
     }
-
-
-def _write_volume(path: Path, *channels: np.ndarray) -> None:
-    """Slices ``(N, H, W)`` -> NIfTI ``(H, W, N[, C])``."""
-    volume = np.stack([np.moveaxis(c, 0, -1) for c in channels], axis=-1) if len(channels) > 1 else np.moveaxis(channels[0], 0, -1)
-    nib.save(nib.Nifti1Image(volume.astype(np.float32), np.eye(4)), str(path))
 
 
 # ------------------------------------------------------------------------------------ one run
@@ -163,7 +116,7 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
     with tempfile.TemporaryDirectory() as folder:
         train_file = Path(folder) / "train.nii.gz"
         channels = (data["train_noisy"], data["train_clean"]) if method.supervised else (data["train_noisy"],)
-        _write_volume(train_file, *channels)
+        write_volume(train_file, *channels)
         # the clean target rides as a second channel in the noisy image's units
         loader = training_loader([str(train_file)], sigma_data, patch_size=96, batch_size=8, iterations_per_epoch=curve_every, seed=0,
                                  channel_scaling="target", rician_vst=method.rician_vst)
@@ -240,21 +193,13 @@ def run_classical(condition_name: str, method_name: str) -> dict:
     return result, denoise(data["held_out_noisy"][EXAMPLE_SLICE : EXAMPLE_SLICE + 1])[0]
 
 
-def current_commit() -> str:
-    """The short hash of the checked-out commit (``"unknown"`` outside a git checkout)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    return commit or "unknown"
-
-
 def _job(kind: str, condition: str, method: str, plan: Plan, path: Path) -> str:
     run = run_learned(condition, method, plan.iterations, plan.curve_every) if kind == "learned" else run_classical(condition, method)
     result, example = run
     result["commit"] = current_commit()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path.with_suffix(".npy"), example.astype(np.float32))
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(result, indent=2))
-    os.replace(temporary, path)
+    write_json(path, result)
     return f"{condition}/{method}"
 
 
@@ -266,15 +211,6 @@ def _seconds(function, repeats: int = 1) -> float:
     for _ in range(repeats):
         function()
     return (time.perf_counter() - start) / repeats
-
-
-def speed_volume() -> tuple[np.ndarray, torch.Tensor]:
-    """The timing volume: 100 MNI T1 slices padded to 256x256, 6% Gaussian noise, as ``(100, 256, 256)``
-    slices and as the inferer's ``(1, 1, 256, 256, 100)`` tensor."""
-    padded = np.zeros((100, 256, 256), dtype=np.float32)
-    padded[:, 30:227, 11:244] = mni152_t1_slices(40, 140, 1)
-    noisy = add_noise(torch.from_numpy(padded), 0.06, "gaussian", torch.Generator().manual_seed(0)).numpy()
-    return noisy, torch.from_numpy(np.moveaxis(noisy, 0, -1))[None, None]
 
 
 def run_speed(bm3d_slices: int) -> dict:
@@ -315,7 +251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="C2S benchmark (see the module docstring).")
     parser.add_argument("--quick", action="store_true", help="the <= 10 minute subset")
     parser.add_argument("--workers", type=int, default=2, help="runs side by side, one thread each")
-    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from saved results")
     parser.add_argument("--skip-runs", action="store_true", help="only the speed section (if not saved) and the report")
     args = parser.parse_args()
@@ -342,8 +278,6 @@ def main() -> None:
     if not args.report_only and not speed_path.is_file():
         speed_path.write_text(json.dumps(run_speed(plan.speed_bm3d_slices) | {"commit": current_commit()}, indent=2))
         print("done speed", flush=True)
-
-    from benchmarks.report import write_report
 
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     target = Path("docs/benchmarks.md") if mode == "full" else folder / "report.md"

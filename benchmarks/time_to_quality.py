@@ -7,10 +7,10 @@
 The setting is the benchmark's (:mod:`benchmarks.run`): the 50 noisy MNI T1 training slices
 of a condition (6% Gaussian by default), PSNR inside the brain on every fifth of them (10
 slices, the self-supervised single-volume use case) and, at the end, on the held-out
-slices. A *recipe* is a named set of training settings (:data:`RECIPES`); the schedule is
-sized to the budget: a few calibration steps measure the step rate, the run gets
-``minutes x rate`` iterations (warm-up then cosine), and it stops at the budget whatever the
-count. Only training steps are on the clock; the curve's evaluations are not. Results go to
+slices. A *recipe* is a named set of training settings (:data:`benchmarks.recipes.RECIPES`);
+the schedule is sized to the budget: a few calibration steps measure the step rate, the run
+gets ``minutes x rate`` iterations (warm-up then cosine), and it stops at the budget whatever
+the count. Only training steps are on the clock; the curve's evaluations are not. Results go to
 ``benchmarks/results/ttq/<name>.json``; ``report`` writes the tables and the figure into
 ``docs/benchmarks.md``.
 """
@@ -28,61 +28,24 @@ import numpy as np
 import torch
 from ignite.engine import Events
 
+from benchmarks.common import (
+    TTQ_RESULTS,
+    make_data,
+    metrics,
+    parse_condition,
+    write_json,
+    write_volume,
+)
 from benchmarks.methods import LEARNED
-from benchmarks.run import _write_volume, make_data, metrics, parse_condition
+from benchmarks.recipes import RECIPES, recipe_settings
+from benchmarks.ttq_report import write_report
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
 
-RESULTS = Path("benchmarks/results/ttq")
-
-# The recipe levers. "default" is the bundle's recipe before issue 8 (0.3.0); every other entry
-# changes it. "c2s_lr8e-3" is the bundle's recipe since (0.4.0: the screens' winners); "c2s" (Adam
-# 4e-3, the shipped checkpoint's), "supervised" and the fine-tuning recipes are the main curves'.
-DEFAULT = {
-    "method": "c2s",
-    "learning_rate": 2e-3,
-    "warmup_iterations": 200,
-    "ema_momentum": 0.001,
-    "autocast_dtype": "float32",
-    "patch_size": 96,
-    "batch_size": 8,
-    "features": (32, 32, 64, 128, 256, 32),
-    "loss": {},
-}
-RECIPES: dict[str, dict] = {
-    "default": {},
-    "bf16": {"autocast_dtype": "bfloat16"},
-    "bf16_lr4e-3": {"autocast_dtype": "bfloat16", "learning_rate": 4e-3},
-    "bf16_lr1e-3": {"autocast_dtype": "bfloat16", "learning_rate": 1e-3},
-    "bf16_ema3e-3": {"autocast_dtype": "bfloat16", "ema_momentum": 3e-3},
-    "bf16_weight16": {"autocast_dtype": "bfloat16", "loss": {"max_weight": 16.0}},
-    "bf16_small_tau": {"autocast_dtype": "bfloat16", "loss": {"tau_sampling": "tau_squared"}},
-    "bf16_taumax2": {"autocast_dtype": "bfloat16", "loss": {"tau_max": 2.0}},
-    "bf16_patch64_b16": {"autocast_dtype": "bfloat16", "patch_size": 64, "batch_size": 16},
-    "bf16_patch128_b4": {"autocast_dtype": "bfloat16", "patch_size": 128, "batch_size": 4},
-    "bf16_width16": {"autocast_dtype": "bfloat16", "features": (16, 16, 32, 64, 128, 16)},
-    "bf16_lr4e-3_weight16": {"autocast_dtype": "bfloat16", "learning_rate": 4e-3, "loss": {"max_weight": 16.0}},
-    "bf16_lr8e-3": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3},
-    "bf16_lr8e-3_patch64_b16": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3, "patch_size": 64, "batch_size": 16},
-    "bf16_lr8e-3_patch128_b4": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3, "patch_size": 128, "batch_size": 4},
-    "bf16_lr8e-3_width16": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3, "features": (16, 16, 32, 64, 128, 16)},
-    "bf16_lr8e-3_width48": {"autocast_dtype": "bfloat16", "learning_rate": 8e-3, "features": (48, 48, 96, 192, 384, 48)},
-    "supervised_bf16": {"method": "supervised", "autocast_dtype": "bfloat16"},
-    "c2s": {"autocast_dtype": "auto", "learning_rate": 4e-3},
-    "c2s_lr8e-3": {"autocast_dtype": "auto", "learning_rate": 8e-3},
-    "supervised": {"method": "supervised", "autocast_dtype": "auto", "learning_rate": 4e-3},
-    "finetune": {"autocast_dtype": "auto", "learning_rate": 1e-3, "warmup_iterations": 20},
-    "finetune_lr4e-3": {"autocast_dtype": "auto", "learning_rate": 4e-3, "warmup_iterations": 20},
-}
-
-
-def recipe_settings(name: str) -> dict:
-    if name not in RECIPES:
-        raise SystemExit(f"unknown recipe {name!r}; one of {sorted(RECIPES)}")
-    return {**DEFAULT, **RECIPES[name]}
+RESULTS = TTQ_RESULTS  # benchmarks/results/ttq
 
 
 def make_loss(settings: dict, noise_model: str) -> torch.nn.Module:
@@ -122,7 +85,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"ttq_{name}_{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
     train_file = folder / "train.nii.gz"
-    _write_volume(train_file, *((data["train_noisy"], data["train_clean"]) if supervised else (data["train_noisy"],)))
+    write_volume(train_file, *((data["train_noisy"], data["train_clean"]) if supervised else (data["train_noisy"],)))
 
     def loader(iterations_per_epoch: int):
         return training_loader([str(train_file)], sigma_data, settings["patch_size"], settings["batch_size"],
@@ -185,10 +148,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
     }
     if not supervised and init is None and settings["method"] == "c2s":
         result["sigma_data"] = sigma_data
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(RESULTS / f"{name}.json", result)
     return result
 
 
@@ -210,8 +170,6 @@ def main() -> None:
         result = run(args.recipe, args.condition, args.minutes, args.threads, args.init, args.evals, name)
         print(json.dumps({k: result[k] for k in ("name", "iterations", "train_seconds")} | {"final": result["final"]["train_flips1"]["psnr_mask"]}))
     else:
-        from benchmarks.ttq_report import write_report
-
         write_report(RESULTS, Path("docs/benchmarks.md"))
 
 

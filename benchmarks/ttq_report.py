@@ -15,12 +15,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.common import RESULTS
 from benchmarks.pages import write_section
-from benchmarks.time_to_quality import DEFAULT, RECIPES
+from benchmarks.recipes import DEFAULT, RECIPES
 
 START, END = "<!-- ttq:start -->", "<!-- ttq:end -->"
 SCREEN_BASE = "bf16"  # the recipe every screened lever is compared with
-CLASSICAL = Path("benchmarks/results/full")
+CLASSICAL = RESULTS / "full"  # the main benchmark's full run (benchmarks.run)
 
 
 def _reference(condition: str, method: str) -> float | None:

@@ -33,7 +33,6 @@ import argparse
 import copy
 import importlib.util
 import json
-import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,9 +47,10 @@ from ignite.engine import Events
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from benchmarks.common import bundle_autocast, current_commit, write_json
 from benchmarks.methods import PeerInference
 from benchmarks.peers import Recorrupted2RecorruptedLoss, SupervisedLoss
-from benchmarks.run import bundle_autocast, current_commit
+from benchmarks.volumetric_report import write_report
 from c2s_monai.context import check_noise_independence
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
@@ -332,10 +332,8 @@ def run_classical(condition: str, name: str) -> dict:
 
 
 def _save(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     result["commit"] = current_commit()
-    path.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_json(path, result)
 
 
 def _job(condition: str, name: str, path: str) -> str:
@@ -449,8 +447,6 @@ def main() -> None:
         _save(RESULTS / ("speed_classical.json" if args.classical else "speed.json"), result)
         print(json.dumps(result, indent=2))
     else:
-        from benchmarks.volumetric_report import write_report
-
         write_report(RESULTS, Path("docs/benchmarks.md"))
 
 

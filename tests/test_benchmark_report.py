@@ -1,14 +1,17 @@
-"""The benchmark's metrics and report builder, on synthetic results (no training)."""
+"""The benchmark's metrics and report builder, on synthetic results (no training); the benchmarks' import graph."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.common import metrics
 from benchmarks.report import END, START, write_report
-from benchmarks.run import QUICK, metrics
+from benchmarks.run import QUICK
 
 
 def test_metrics_of_a_known_error():
@@ -73,3 +76,76 @@ def test_report_names_the_commit_of_every_result(tmp_path):
         _run(folder, "gaussian_6", method, 31.0, commit="aaa1111")
     write_report(folder, QUICK, target, "python -m benchmarks.run --quick", "ccc3333")
     assert "at commit `aaa1111`" in target.read_text()
+
+
+# ------------------------------------------------------------------------------- import graph
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    """``{module: benchmarks modules it imports}`` for every ``folder/*.py``, imports inside functions included."""
+    modules = {path.stem for path in folder.glob("*.py")} - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        imported = set()
+        for node in ast.walk(ast.parse((folder / f"{module}.py").read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                relative = "benchmarks" + (f".{node.module}" if node.module else "")  # "from . import x", "from .x import y"
+                base = relative if node.level else node.module or ""
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]  # "from benchmarks import run" imports a module
+            else:
+                continue
+            imported |= {name.split(".")[1] for name in names if name.startswith("benchmarks.") and name.split(".")[1] in modules}
+        graph[module] = imported - {module}
+    return graph
+
+
+def _drivers(folder: Path) -> set[str]:
+    """The modules with an entry point (``if __name__ == "__main__":``): the benchmarks one runs, not libraries."""
+    return {path.stem for path in folder.glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as ``[a, b, ..., a]``, or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for other in sorted(graph.get(module, ())):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state and (found := visit(other, [*path, other])):
+                return found
+        state[module] = "done"
+        return None
+
+    return next((found for module in sorted(graph) if module not in state and (found := visit(module, [module]))), None)
+
+
+def _violations(folder: Path) -> list[str]:
+    graph, drivers = _imports(folder), _drivers(folder)
+    problems = [f"{module} imports the driver {driver}" for module, imported in sorted(graph.items()) for driver in sorted(imported & drivers)]
+    cycle = _cycle(graph)
+    return problems + ([f"import cycle: {' -> '.join(cycle)}"] if cycle else [])
+
+
+def test_benchmark_imports_are_acyclic_and_no_module_imports_a_driver():
+    """Drivers import the reports and the shared modules, never the reverse; no module imports a driver."""
+    graph, drivers = _imports(BENCHMARKS), _drivers(BENCHMARKS)
+    assert {"run", "time_to_quality", "volumetric", "inference_speed", "multicontrast"} <= drivers
+    assert not {"report", "ttq_report", "volumetric_report", "common"} & drivers
+    assert {"report", "common"} <= graph["run"] and "ttq_report" in graph["time_to_quality"]  # the graph was read
+    assert _violations(BENCHMARKS) == []
+
+
+def test_the_import_check_finds_cycles_and_reports_importing_drivers(tmp_path):
+    """The layout before issue 15: ``run`` <-> ``report`` (an import inside a function), a report importing a driver."""
+    (tmp_path / "run.py").write_text('from benchmarks.common import metrics\n\ndef main():\n    from benchmarks.report import write_report\n\n'
+                                     'if __name__ == "__main__":\n    main()\n')
+    (tmp_path / "report.py").write_text("def figures():\n    from benchmarks.run import EXAMPLE_SLICE\n")
+    (tmp_path / "ttq_report.py").write_text("from benchmarks import run\n")
+    (tmp_path / "common.py").write_text("import json\n")
+    assert _violations(tmp_path) == ["report imports the driver run", "ttq_report imports the driver run", "import cycle: report -> run -> report"]
