@@ -21,9 +21,22 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from helpers import (
+    SHAPE,
+    SLICE_STEP,
+    constant,
+    dicom_missing_slice,
+    dicom_slice_file,
+    make_dicom_series,
+    nan_voxels,
+    noise_free,
+    noisy,
+    series_4d,
+    truncated_nifti_gz,
+    write_nifti,
+)
 from ignite.engine import Engine
 from monai.bundle import create_workflow
-from test_readers import SLICE_STEP, make_dicom_series
 
 import c2s_monai
 from c2s_monai.errors import InputError
@@ -38,36 +51,13 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 DOCS = REPO / "docs" / "bad-inputs.md"
 TINY = [8, 8, 16, 32, 64, 8]
-SHAPE = (24, 20, 3)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def noisy(seed: int = 0, shape=SHAPE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    image = np.zeros(shape, np.float32)
-    image[4:20, 4:16] = 600.0
-    return (image + rng.normal(0, 30, shape)).astype(np.float32)
-
-
-def write_nifti(path: Path, data, dtype=None) -> Path:
-    image = nib.Nifti1Image(np.asarray(data), np.eye(4))
-    if dtype is not None:
-        image.set_data_dtype(dtype)
-    nib.save(image, str(path))
-    return path
-
-
 # ------------------------------------------------------------------ the bad inputs (one builder each)
-
-
-def truncated_nifti_gz(folder: Path) -> Path:
-    good = write_nifti(folder / "good.nii.gz", noisy())
-    raw = good.read_bytes()
-    good.unlink()
-    (folder / "truncated.nii.gz").write_bytes(raw[: len(raw) // 2])
-    return folder / "truncated.nii.gz"
+# (noisy, write_nifti and the builders that test_batch_inference also uses are in helpers.py)
 
 
 def truncated_nifti(folder: Path) -> Path:
@@ -88,12 +78,6 @@ def corrupt_nifti(folder: Path) -> Path:
     return folder / "corrupt.nii.gz"
 
 
-def nan_voxels(folder: Path) -> Path:
-    data = noisy()
-    data[3, 4, 1] = np.nan
-    return write_nifti(folder / "nan.nii.gz", data)
-
-
 def inf_voxels(folder: Path) -> Path:
     data = noisy()
     data[5, 5, 0] = np.inf
@@ -101,16 +85,8 @@ def inf_voxels(folder: Path) -> Path:
     return write_nifti(folder / "inf.nii.gz", data)
 
 
-def series_4d(folder: Path) -> Path:
-    return write_nifti(folder / "dwi.nii.gz", np.stack([noisy(k) for k in range(3)], axis=-1))
-
-
 def zero_size(folder: Path) -> Path:
     return write_nifti(folder / "zero_size.nii.gz", np.zeros((0, 20, 3), np.float32))
-
-
-def constant(folder: Path) -> Path:
-    return write_nifti(folder / "constant.nii.gz", np.full(SHAPE, 7.0, np.float32))
 
 
 def all_zero(folder: Path) -> Path:
@@ -140,12 +116,6 @@ def missing_file(folder: Path) -> Path:
     return folder / "absent.nii.gz"
 
 
-def noise_free(folder: Path) -> Path:
-    image = np.zeros(SHAPE, np.float32)
-    image[6:18, 5:15] = 1.0
-    return write_nifti(folder / "noise_free.nii.gz", image)
-
-
 def dicom_mixed_series(folder: Path) -> Path:
     make_dicom_series(folder / "mixed", num_slices=3)
     make_dicom_series(folder / "other", num_slices=2)
@@ -154,19 +124,9 @@ def dicom_mixed_series(folder: Path) -> Path:
     return folder / "mixed"
 
 
-def _dicom_slice_file(series: Path, index: int, num_slices: int) -> Path:
-    return series / f"img_{(index + 1) % num_slices:03d}.dcm"  # make_dicom_series rotates the names
-
-
-def dicom_missing_slice(folder: Path) -> Path:
-    make_dicom_series(folder / "gap", num_slices=5)
-    _dicom_slice_file(folder / "gap", 2, 5).unlink()
-    return folder / "gap"
-
-
 def dicom_uneven_spacing(folder: Path) -> Path:
     make_dicom_series(folder / "uneven", num_slices=5)
-    path = _dicom_slice_file(folder / "uneven", 3, 5)
+    path = dicom_slice_file(folder / "uneven", 3, 5)
     ds = pydicom.dcmread(path)
     normal = np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:])
     ds.ImagePositionPatient = [float(v) for v in np.asarray(ds.ImagePositionPatient, float) + 0.3 * SLICE_STEP * normal]
@@ -176,7 +136,7 @@ def dicom_uneven_spacing(folder: Path) -> Path:
 
 def dicom_mixed_pixel_spacing(folder: Path) -> Path:
     make_dicom_series(folder / "spacing", num_slices=3)
-    path = _dicom_slice_file(folder / "spacing", 1, 3)
+    path = dicom_slice_file(folder / "spacing", 1, 3)
     ds = pydicom.dcmread(path)
     ds.PixelSpacing = [0.5, 0.5]
     ds.save_as(path, enforce_file_format=True)
@@ -185,14 +145,14 @@ def dicom_mixed_pixel_spacing(folder: Path) -> Path:
 
 def dicom_truncated_file(folder: Path) -> Path:
     make_dicom_series(folder / "truncated_dicom", num_slices=3)
-    path = _dicom_slice_file(folder / "truncated_dicom", 1, 3)
+    path = dicom_slice_file(folder / "truncated_dicom", 1, 3)
     path.write_bytes(path.read_bytes()[:300])
     return folder / "truncated_dicom"
 
 
 def dicom_no_geometry(folder: Path) -> Path:
     make_dicom_series(folder / "no_geometry", num_slices=3)
-    path = _dicom_slice_file(folder / "no_geometry", 0, 3)
+    path = dicom_slice_file(folder / "no_geometry", 0, 3)
     ds = pydicom.dcmread(path)
     del ds.ImagePositionPatient
     ds.save_as(path, enforce_file_format=True)

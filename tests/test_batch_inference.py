@@ -13,10 +13,10 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from monai.bundle import create_workflow
-from test_bad_inputs import (
+from helpers import (
     constant,
     dicom_missing_slice,
+    make_dicom_series,
     nan_voxels,
     noise_free,
     noisy,
@@ -24,7 +24,7 @@ from test_bad_inputs import (
     truncated_nifti_gz,
     write_nifti,
 )
-from test_readers import make_dicom_series
+from monai.bundle import create_workflow
 
 import c2s_monai
 from c2s_monai.batch import BatchFailedError

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from helpers import make_dicom_series
 from ignite.engine import Events
 from monai.bundle import (
     ConfigParser,
@@ -26,7 +27,6 @@ from monai.bundle import (
     verify_metadata,
     verify_net_in_out,
 )
-from test_readers import make_dicom_series
 
 from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.networks import NoiseConditionedUNet

@@ -16,11 +16,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import torch
+from helpers import make_dicom_series
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from monai.data import MetaTensor
-from test_readers import make_dicom_series
 
 from c2s_monai.errors import InputError
 from c2s_monai.intensity import MIN_SIGMA, ScaleNoisyImage, check_sigma_data

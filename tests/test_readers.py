@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from pydicom.data import get_testdata_file
+from helpers import make_dicom_series
 from pydicom.uid import generate_uid
 
 from c2s_monai.readers import (
@@ -22,42 +22,6 @@ from c2s_monai.readers import (
     list_inputs,
     read_dicom_series,
 )
-
-# A sagittal stack: rows along +y (anterior-posterior in LPS), columns along -z; the normal is -x.
-ORIENTATION = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
-ORIGIN = np.array([10.0, -20.0, 30.0])
-SLICE_STEP = 2.5
-SLOPE, INTERCEPT = 2.0, -100.0
-
-
-def make_dicom_series(folder: Path, num_slices: int = 5, series_uid: str | None = None, seed: int = 0) -> dict:
-    """Write a small DICOM series built on pydicom's MR_small.dcm into ``folder``.
-
-    Slice ``k`` lies at ``ORIGIN + k * SLICE_STEP * normal``; its stored pixels are
-    ``k * 100 + (template // 4) + noise``. File names and InstanceNumber are deliberately out
-    of position order (InstanceNumber reversed, names rotated by one), so sorting by either is wrong.
-    Returns the series UID and the expected real-world volume ``(columns, rows, slices)``.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    template = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
-    rng = np.random.default_rng(seed)
-    series_uid = series_uid or generate_uid()
-    normal = np.cross(ORIENTATION[:3], ORIENTATION[3:])
-    expected = []
-    for k in range(num_slices):
-        ds = template.copy()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.ImageOrientationPatient = ORIENTATION
-        ds.ImagePositionPatient = [float(v) for v in ORIGIN + k * SLICE_STEP * normal]
-        ds.InstanceNumber = num_slices - k
-        ds.RescaleSlope, ds.RescaleIntercept = SLOPE, INTERCEPT
-        stored = (template.pixel_array.astype(np.int32) // 4 + rng.integers(0, 50, template.pixel_array.shape) + 100 * k).astype(np.int16)
-        ds.PixelData = stored.tobytes()
-        ds.save_as(folder / f"img_{(k + 1) % num_slices:03d}.dcm", enforce_file_format=True)
-        expected.append((stored.astype(np.float32) * SLOPE + INTERCEPT).T)
-    return {"series_uid": series_uid, "volume": np.stack(expected, axis=-1)}
 
 
 def test_dicom_series_is_sorted_by_position_and_rescaled(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from test_readers import SLOPE, make_dicom_series
+from helpers import SLOPE, make_dicom_series
 
 from c2s_monai.readers import LoadVolume, read_dicom_series
 from c2s_monai.writers import SaveDenoisedd, output_stem, parse_flag, write_dicom_series
