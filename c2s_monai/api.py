@@ -44,7 +44,7 @@ from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.errors import InputError, describe
 from c2s_monai.handlers import FIRST_CONV, load_pretrained, read_checkpoint
-from c2s_monai.inferers import C2SInferer
+from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.intensity import (
     check_contrast_sigmas,
     contrast_sigma_data,
@@ -334,8 +334,9 @@ def denoise(
                 volume = EnsureVolume(num_channels=1)(volume)
             except InputError as error:
                 raise InputError(f"{error} (volume {index} of the series)") from error
-        denoised.append(inferer(volume.unsqueeze(0).to(device), network)[0, 0])
-        logger.info("%s: sigma_data = %.6g (image units)", input_file, inferer.sigma_used[0])
+        output = inferer(volume.unsqueeze(0).to(device), network)
+        denoised.append(output[0, 0])
+        logger.info("%s: sigma_data = %.6g (image units)", input_file, denoising_record(output)["sigma_data"])
     result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
     if input_kind(input_file) == "nifti":
         return save_like(result, input_file, output_file)
@@ -509,8 +510,10 @@ def _denoise_planned(
     for target, (network, channels, slice_axis) in plan.items():
         inferer = C2SInferer(sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, slice_axis=slice_axis)
         image = StackContrastsd(channels, target=target, resample=resample_guides)(volumes)["image"]
-        results[target] = inferer(image.unsqueeze(0).to(device), network, target_contrast=target)[0, 0]
-        logger.info("%s (%s): sigma_data = %.6g (image units, %s), channels %s", files[target], target, inferer.sigma_used[0], inferer.sigma_source[0], channels)
+        output = inferer(image.unsqueeze(0).to(device), network, target_contrast=target)
+        results[target] = output[0, 0]
+        record = denoising_record(output)
+        logger.info("%s (%s): sigma_data = %.6g (image units, %s), channels %s", files[target], target, record["sigma_data"], record["sigma_source"], channels)
     written = {}
     for target, result in results.items():
         if input_kind(files[target]) == "nifti":

@@ -22,7 +22,8 @@
   ``TensorBoardStatsHandler`` log them) and appends them to a JSON file per epoch.
 
 The two report handlers read the noise level each volume was denoised at from the
-evaluator's inferer (:attr:`c2s_monai.inferers.C2SInferer.sigma_used`).
+prediction's metadata, where :class:`~c2s_monai.inferers.C2SInferer` writes it
+(:func:`c2s_monai.inferers.denoising_record`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from monai.handlers import CheckpointLoader
 
 from c2s_monai.errors import InputError, describe
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
+from c2s_monai.inferers import denoising_record
 from c2s_monai.io import atomic_write, write_text_atomic
 from c2s_monai.multicontrast import check_channel_order, contrast_model_path
 from c2s_monai.settings import parse_flag
@@ -198,13 +200,9 @@ class DenoisingReportHandler:
     def __call__(self, engine: Engine) -> None:
         items = _items(engine.state.output)
         seconds = (time.perf_counter() - self._start) / max(1, len(items))
-        sigmas = list(getattr(engine.inferer, "sigma_used", []))
-        sources = list(getattr(engine.inferer, "sigma_source", []))
-        volumes = list(getattr(engine.inferer, "volume_info", []))
-        for index, item in enumerate(items):
-            sigma = float(sigmas[index]) if index < len(sigmas) else None
-            source = sources[index] if index < len(sources) else "unknown"
-            volume = volumes[index] if index < len(volumes) else {}
+        for item in items:
+            record = denoising_record(item.get(self.pred_key))
+            sigma, source, volume = record.get("sigma_data"), record.get("sigma_source", "unknown"), record.get("volume", {})
             try:
                 self._report(engine, item, sigma, source, seconds, len(items), volume)
             except Exception as error:  # noqa: BLE001  a report must not stop a batch run: the denoised output is written
@@ -273,12 +271,12 @@ class NoReferenceReportHandler:
         self._values = []
 
     def _update(self, engine: Engine) -> None:
-        sigmas = list(getattr(engine.inferer, "sigma_used", []))
-        for index, item in enumerate(_items(engine.state.output)):
-            if index >= len(sigmas):
-                raise RuntimeError("NoReferenceReportHandler needs an evaluator whose inferer records sigma_used (C2SInferer).")
-            values = no_reference_metrics(_target_volume(item[self.image_key]), _target_volume(item[self.pred_key]), float(sigmas[index]))
-            values["sigma_data"] = float(sigmas[index])
+        for item in _items(engine.state.output):
+            sigma = denoising_record(item[self.pred_key]).get("sigma_data")
+            if sigma is None:
+                raise RuntimeError("NoReferenceReportHandler needs predictions made by C2SInferer (their metadata holds the sigma used).")
+            values = no_reference_metrics(_target_volume(item[self.image_key]), _target_volume(item[self.pred_key]), sigma)
+            values["sigma_data"] = sigma
             values["input"] = str(getattr(item[self.image_key], "meta", {}).get("filename_or_obj", ""))
             self._values.append(values)
 

@@ -23,13 +23,16 @@ the network needs beyond the image:
    :func:`c2s_monai.export.cached_onnx`);
 5. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
    target channel after step 1 and map the output back with the exact unbiased inverse;
-6. undo the padding, the axis move and the scaling: the output is float32 in the input's
-   units, shape ``(B, 1, *spatial)``.
+6. undo the padding, the axis move and the scaling: the output is a float32 ``MetaTensor``
+   in the input's units, shape ``(B, 1, *spatial)``, with the input's metadata.
 
-The sigma used for each sample (image units) is kept in ``inferer.sigma_used``, and where it
-came from (``"given"`` or ``"estimated (<estimator>)"``) in ``inferer.sigma_source``; how its
-volume was denoised (mode, context, slice axis, edge handling or 2D fallback, noise
-correlation) in ``inferer.volume_info``.
+What was found for each sample is written into the output's metadata, as MONAI's
+``ClipIntensityPercentiles`` writes its values into ``img.meta``, so that it travels with
+the item through decollation and post-processing and the inferer keeps no per-call state:
+the sigma used (image units, ``c2s_sigma_data``), where it came from (``"given"`` or
+``"estimated (<estimator>)"``, ``c2s_sigma_source``) and how the volume was denoised (mode,
+context, slice axis, edge handling or 2D fallback, noise correlation; ``c2s_volume``, JSON).
+:func:`denoising_record` reads them back, from a batch or from one decollated item.
 
 Multi-contrast joint mode (:mod:`c2s_monai.multicontrast`): ``network`` may be an
 ``nn.ModuleDict`` of one network per target contrast and ``sigma_data`` a mapping
@@ -39,6 +42,7 @@ evaluator passes it from the batch with ``monai.engines.PrepareBatchExtraInput``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -72,6 +76,38 @@ from c2s_monai.settings import parse_flag
 from c2s_monai.vst import RicianVST, rician_vst_inverse
 
 BACKENDS = ("auto", "torch", "onnxruntime")
+# Per-sample results in the output's metadata (see the module docstring).
+SIGMA_KEY, SIGMA_SOURCE_KEY, VOLUME_KEY = "c2s_sigma_data", "c2s_sigma_source", "c2s_volume"
+
+
+def denoising_record(output, index: int = 0) -> dict:
+    """What :class:`C2SInferer` recorded for sample ``index`` of ``output`` (a batch, or one decollated item).
+
+    ``{"sigma_data": float (image units), "sigma_source": str, "volume": dict}``; ``{}`` for a
+    tensor the inferer did not make.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> class Identity(nn.Module):
+    ...     def forward(self, x):
+    ...         return x[:, :1]
+    >>> out = C2SInferer(sigma_data=0.1, check_noise=False)(torch.ones(1, 1, 32, 32), Identity())
+    >>> record = denoising_record(out)
+    >>> record["sigma_data"], record["sigma_source"], record["volume"]["context"]
+    (0.1, 'given', 'none (slice by slice)')
+    """
+    meta = getattr(output, "meta", None) or {}
+    if SIGMA_KEY not in meta:
+        return {}
+
+    def pick(value):
+        return value[index] if isinstance(value, (list, tuple)) else value
+
+    record = {"sigma_data": float(pick(meta[SIGMA_KEY])), "sigma_source": str(pick(meta[SIGMA_SOURCE_KEY]))}
+    volume = pick(meta.get(VOLUME_KEY))
+    if volume:
+        record["volume"] = json.loads(volume)
+    return record
 FLIP_ENSEMBLES = {
     1: ((),),
     2: ((), (-1,)),
@@ -101,7 +137,7 @@ class C2SInferer(Inferer):
             ``K``, which must be the network's and is refused for a single 2D image.
         slice_axis: ``"auto"`` (the spatial axis of largest voxel spacing) or 0, 1, 2.
         volume_roi_size: window of the 3D sliding-window inference (3D networks).
-        check_noise: measure the noise correlation of every volume (``volume_info``).
+        check_noise: measure the noise correlation of every volume (recorded in the output's ``c2s_volume``).
         backend: ``"torch"`` (eager, with ``autocast_dtype``), ``"onnxruntime"`` (the network's ONNX
             export run by ONNX Runtime in float32, CPU) or ``"auto"``: with ``autocast_dtype="auto"``
             on a CPU without native bfloat16, ONNX Runtime when it is installed
@@ -155,9 +191,6 @@ class C2SInferer(Inferer):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.backend = backend
         self._exported: dict[str, OnnxNetwork] = {}
-        self.sigma_used: list[float] = []
-        self.sigma_source: list[str] = []
-        self.volume_info: list[dict] = []
 
     def _denoise_slices(self, network, slices: torch.Tensor, sigma: float) -> torch.Tensor:
         """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma``."""
@@ -284,15 +317,15 @@ class C2SInferer(Inferer):
             raise ValueError(f"target_contrast names {len(targets)} targets for {len(inputs)} samples.")
         was_training = network.training
         network.eval()
-        outputs, self.sigma_used, self.sigma_source, self.volume_info = [], [], [], []
+        outputs, sigmas, sources, volumes = [], [], [], []
         for sample, target, (spacing, source) in zip(torch.as_tensor(inputs).float(), targets, self._per_sample_meta(inputs)):
             sample_network, backend = self._runner(self._network(network, target), sample.device)
             scaler = self._scaler(sigma_data, target)
-            scaled, sigma, scale = scaler(sample)
+            scaled, sigma, scale, sigma_source = scaler.measure(sample)
             if self.rician_vst:
                 scaled = RicianVST()(scaled, sigma)
-            self.sigma_used.append(sigma * scale)
-            self.sigma_source.append(scaler.sigma_source)
+            sigmas.append(float(sigma * scale))
+            sources.append(sigma_source)
             # a plain tensor from here: MetaTensor's per-op bookkeeping would double the network's time
             volume = scaled.as_tensor() if isinstance(scaled, MetaTensor) else torch.as_tensor(scaled)
             volume = volume if volume.ndim == 4 else volume.unsqueeze(-1)
@@ -322,7 +355,11 @@ class C2SInferer(Inferer):
             denoised = torch.movedim(denoised, -1, 1 + axis)
             if self.rician_vst:
                 denoised = rician_vst_inverse(denoised, sigma)
-            self.volume_info.append(info)
+            volumes.append(json.dumps(info))
             outputs.append((denoised if scaled.ndim == 4 else denoised[..., 0]) * scale)
         network.train(was_training)
-        return torch.stack(outputs)
+        meta = dict(inputs.meta) if isinstance(inputs, MetaTensor) else {}
+        meta.update({SIGMA_KEY: sigmas, SIGMA_SOURCE_KEY: sources, VOLUME_KEY: volumes})
+        output = MetaTensor(torch.stack(outputs), meta=meta)
+        output.is_batch = isinstance(inputs, MetaTensor) and inputs.is_batch
+        return output

@@ -94,12 +94,13 @@ class ScaleNoisyImage(Transform):
 
     Channel 0 (the target) is divided by its own scale ``scale``; with ``channel_scaling="per_channel"``
     each further channel (a guide contrast) is divided by its own robust scale (kept in
-    ``channel_scales``), so every channel is about [0, 1]; with ``"target"`` every channel is
+    ``channel_scales`` in :meth:`measure`), so every channel is about [0, 1]; with ``"target"`` every channel is
     divided by the target's scale (channels in the same units, e.g. a clean reference riding
     beside the noisy image). The noise level is the target's, in the target's network units.
 
-    After each call, ``sigma_source`` says where the level came from: ``"given"`` or
-    ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the estimator it chose.
+    Calling it returns ``(scaled, sigma, scale)``; :meth:`measure` also says where the level
+    came from: ``"given"`` or ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the
+    estimator it chose. The transform keeps no state between calls.
 
     Args:
         sigma_data: noise std in the image's units, or ``"auto"``, ``"mad"`` or
@@ -115,21 +116,24 @@ class ScaleNoisyImage(Transform):
         self.sigma_data = check_sigma_data(sigma_data)
         self.percentile = percentile
         self.channel_scaling = channel_scaling
-        self.sigma_source = "given"
-        self.channel_scales: list[float] = []
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        scaled, sigma, scale, _ = self.measure(image)
+        return scaled, sigma, scale
+
+    def measure(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float, str]:
+        """``(scaled, sigma, scale, sigma_source)`` of ``image`` (see the class docstring)."""
         source = input_name(image)
         channels = image.shape[0] if self.channel_scaling == "per_channel" else 1
-        self.channel_scales = [intensity_scale(image[c], self.percentile) for c in range(channels)]
-        self.channel_scales += self.channel_scales[:1] * (image.shape[0] - channels)
-        scale = self.channel_scales[0]
-        if len(self.channel_scales) == 1:
+        channel_scales = [intensity_scale(image[c], self.percentile) for c in range(channels)]
+        channel_scales += channel_scales[:1] * (image.shape[0] - channels)
+        scale = channel_scales[0]
+        if len(channel_scales) == 1:
             scaled = image / scale
         else:
-            divisors = torch.tensor(self.channel_scales, dtype=image.dtype, device=image.device)
+            divisors = torch.tensor(channel_scales, dtype=image.dtype, device=image.device)
             scaled = image / divisors.reshape(-1, *([1] * (image.ndim - 1)))
-        for channel, channel_scale in enumerate(self.channel_scales):
+        for channel, channel_scale in enumerate(channel_scales):
             if not bool(torch.isfinite(scaled[channel]).all()):
                 where = "" if channel == 0 else f" (guide channel {channel})"
                 raise InputError(
@@ -151,11 +155,11 @@ class ScaleNoisyImage(Transform):
                     f"{sigma:.2g} of the intensity scale): the image looks noise-free or synthetic: a noise-free "
                     "image needs no denoising; if it is noisy, give sigma_data in the image's units."
                 )
-            self.sigma_source = f"estimated ({method})"
+            sigma_source = f"estimated ({method})"
         else:
             sigma = self.sigma_data / scale
-            self.sigma_source = "given"
-        return scaled, float(sigma), scale
+            sigma_source = "given"
+        return scaled, float(sigma), scale, sigma_source
 
 
 class ScaleNoisyImaged(MapTransform):

@@ -29,6 +29,7 @@ from c2s_monai.context import (
 )
 from c2s_monai.data import training_loader
 from c2s_monai.errors import InputError
+from c2s_monai.inferers import denoising_record
 
 TINY = (8, 8, 16, 32, 64, 8)
 
@@ -219,13 +220,15 @@ def _context_network(k: int = 2) -> NoiseConditionedUNet:
 def test_inferer_records_the_context_and_the_fallback():
     volume = torch.from_numpy(_noisy_volume((32, 32, 6)))[None, None]
     inferer = C2SInferer(sigma_data=0.05, check_noise=True)
-    assert inferer(volume, _context_network()).shape == volume.shape
-    info = inferer.volume_info[0]
+    output = inferer(volume, _context_network())
+    assert output.shape == volume.shape
+    info = denoising_record(output)["volume"]
     assert info["context_slices"] == 2 and info["context"] == "reflected at the ends" and info["slice_axis"] == 2
     assert info["noise_correlation"]["independent"] is True
     single = volume[..., 0]
-    assert inferer(single, _context_network()).shape == single.shape
-    assert inferer.volume_info[0]["context"].startswith("2D fallback")
+    output = inferer(single, _context_network())
+    assert output.shape == single.shape
+    assert denoising_record(output)["volume"]["context"].startswith("2D fallback")
 
 
 def test_an_explicit_context_is_refused_for_a_single_image():
@@ -256,7 +259,7 @@ def test_a_3d_network_denoises_volumes_with_a_bounded_window():
     inferer = C2SInferer(sigma_data=0.05, volume_roi_size=(32, 32, 32), check_noise=False)
     out = inferer(volume, network)
     assert out.shape == volume.shape and bool(torch.isfinite(out).all())
-    assert inferer.volume_info[0]["context"] == "native 3D"
+    assert denoising_record(out)["volume"]["context"] == "native 3D"
     with pytest.raises(InputError, match="a 3D network needs a volume"):
         inferer(volume[..., 0], network)
     with pytest.raises(InputError, match="context_slices=2 is for 2D networks"):
@@ -362,9 +365,10 @@ def test_onnxruntime_backend_matches_eager_and_exports_once(tmp_path, monkeypatc
     volume = torch.from_numpy(_noisy_volume((40, 36, 5)))[None, None]
     eager = C2SInferer(sigma_data=0.05, backend="torch", autocast_dtype="float32", check_noise=False)
     exported = C2SInferer(sigma_data=0.05, backend="onnxruntime", check_noise=False)
-    expected = eager(volume, network)
-    torch.testing.assert_close(exported(volume, network), expected, atol=1e-4, rtol=1e-4)
-    assert exported.volume_info[0]["backend"] == "onnxruntime (float32)" and eager.volume_info[0]["backend"] == "torch (float32)"
+    expected, result = eager(volume, network), exported(volume, network)
+    torch.testing.assert_close(result.as_tensor(), expected.as_tensor(), atol=1e-4, rtol=1e-4)
+    assert denoising_record(result)["volume"]["backend"] == "onnxruntime (float32)"
+    assert denoising_record(expected)["volume"]["backend"] == "torch (float32)"
     files = list((tmp_path / "cache").glob("*.onnx"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
@@ -381,14 +385,11 @@ def test_auto_backend_uses_onnxruntime_only_without_native_bfloat16(tmp_path, mo
     volume = torch.from_numpy(_noisy_volume((32, 32, 4)))[None, None]
     inferer = C2SInferer(sigma_data=0.05, check_noise=False, autocast_dtype="auto")
     monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: torch.bfloat16)  # a CPU with native bfloat16
-    inferer(volume, _context_network())
-    assert inferer.volume_info[0]["backend"] == "torch (bfloat16)"
+    assert denoising_record(inferer(volume, _context_network()))["volume"]["backend"] == "torch (bfloat16)"
     monkeypatch.setattr(inferers, "autocast_dtype", lambda name, device: None)  # one without
-    inferer(volume, _context_network())
-    assert inferer.volume_info[0]["backend"] == "onnxruntime (float32)"
+    assert denoising_record(inferer(volume, _context_network()))["volume"]["backend"] == "onnxruntime (float32)"
     explicit = C2SInferer(sigma_data=0.05, check_noise=False, autocast_dtype="float32")  # asked for eager float32
-    explicit(volume, _context_network())
-    assert explicit.volume_info[0]["backend"] == "torch (float32)"
+    assert denoising_record(explicit(volume, _context_network()))["volume"]["backend"] == "torch (float32)"
 
 
 def test_every_volumetric_case_is_documented():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from c2s_monai.inferers import C2SInferer
+from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.intensity import intensity_scale
 from c2s_monai.networks import NoiseConditionedUNet
 
@@ -117,8 +117,8 @@ def test_known_sigma_recorded_and_passed_in_network_units():
     network = Identity()
     inputs = torch.stack([noisy_batch((1, 32, 32), seed=0), 10 * noisy_batch((1, 32, 32), seed=1)])
     inferer = C2SInferer(sigma_data=3.0, flips=1)
-    inferer(inputs, network)
-    assert inferer.sigma_used == pytest.approx([3.0, 3.0], rel=1e-6)
+    output = inferer(inputs, network)
+    assert [denoising_record(output, i)["sigma_data"] for i in range(2)] == pytest.approx([3.0, 3.0], rel=1e-6)
     # the level channel is sigma / scale, per sample
     for sample, seen in zip(inputs, network.inputs):
         level = seen[:, -1]
@@ -128,8 +128,8 @@ def test_known_sigma_recorded_and_passed_in_network_units():
 
 def test_call_time_sigma_overrides_configured_one():
     inferer = C2SInferer(sigma_data=3.0, flips=1)
-    inferer(noisy_batch((1, 1, 32, 32)), Identity(), sigma_data=7.0)
-    assert inferer.sigma_used == pytest.approx([7.0])
+    output = inferer(noisy_batch((1, 1, 32, 32)), Identity(), sigma_data=7.0)
+    assert denoising_record(output)["sigma_data"] == pytest.approx(7.0)
 
 
 def test_estimated_sigma_recorded_in_image_units():
@@ -138,8 +138,8 @@ def test_estimated_sigma_recorded_in_image_units():
     clean = 500.0 + 200.0 * torch.cos(2 * xx) * torch.sin(2 * yy)
     inputs = (clean + 20.0 * torch.randn(clean.shape, generator=generator))[None, None]
     inferer = C2SInferer(sigma_data="auto", flips=1)
-    inferer(inputs, Identity())
-    assert inferer.sigma_used[0] == pytest.approx(20.0, rel=0.1)
+    output = inferer(inputs, Identity())
+    assert denoising_record(output)["sigma_data"] == pytest.approx(20.0, rel=0.1)
 
 
 def test_network_mode_restored():
@@ -181,7 +181,24 @@ def test_sigma_source_records_the_estimator_auto_chose():
     clean = torch.where(xx**2 + yy**2 < 0.4, torch.full_like(xx, 0.7), torch.zeros_like(xx))
     magnitude = torch.sqrt((clean + 0.05 * torch.randn(clean.shape, generator=generator)) ** 2 + (0.05 * torch.randn(clean.shape, generator=generator)) ** 2)
     inferer = C2SInferer(sigma_data="auto", flips=1)
-    inferer(torch.stack([magnitude, clean + 0.05 * torch.randn(clean.shape, generator=generator)])[:, None], Identity())
-    assert inferer.sigma_source == ["estimated (background)", "estimated (mad)"]
-    inferer(magnitude[None, None], Identity(), sigma_data=2.0)
-    assert inferer.sigma_source == ["given"]
+    output = inferer(torch.stack([magnitude, clean + 0.05 * torch.randn(clean.shape, generator=generator)])[:, None], Identity())
+    assert [denoising_record(output, i)["sigma_source"] for i in range(2)] == ["estimated (background)", "estimated (mad)"]
+    assert denoising_record(inferer(magnitude[None, None], Identity(), sigma_data=2.0))["sigma_source"] == "given"
+
+
+def test_results_travel_with_the_output_and_the_inferer_keeps_no_per_call_state():
+    """Per-item results live in the output's metadata (a cached MONAI Label inferer is shared by requests)."""
+    from monai.data import MetaTensor, decollate_batch, list_data_collate
+
+    inferer = C2SInferer(sigma_data="auto", check_noise=False)
+    state = {name: repr(value) for name, value in vars(inferer).items() if name != "_exported"}
+    scaler_state = dict(vars(inferer.scaler))
+    items = [{"image": MetaTensor(noisy_batch((1, 1, 32, 32))[0] * level, meta={"filename_or_obj": f"v{level}"})} for level in (1.0, 3.0)]
+    batch = list_data_collate(items)["image"]
+    output = inferer(batch, Identity())
+    assert {name: repr(value) for name, value in vars(inferer).items() if name != "_exported"} == state
+    assert vars(inferer.scaler) == scaler_state
+    first, second = (item["pred"] for item in decollate_batch({"pred": output}))
+    assert first.meta["filename_or_obj"] == "v1.0" and second.meta["filename_or_obj"] == "v3.0"
+    assert denoising_record(second)["sigma_data"] == pytest.approx(3.0 * denoising_record(first)["sigma_data"], rel=1e-4)
+    assert denoising_record(torch.zeros(1)) == {}

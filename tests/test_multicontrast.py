@@ -27,7 +27,7 @@ from c2s_monai import denoise_subject, train_multicontrast
 from c2s_monai.cli import _denoise_multicontrast
 from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.errors import InputError
-from c2s_monai.inferers import C2SInferer
+from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.intensity import ScaleNoisyImage, contrast_sigma_data, intensity_scale
 from c2s_monai.io import load_volume
 from c2s_monai.multicontrast import (
@@ -272,7 +272,8 @@ def test_inferer_picks_each_targets_network_and_sigma():
     out = inferer(inputs, networks, target_contrast=["t2", "t1"])
     torch.testing.assert_close(out[0, 0], 2.0 * inputs[0, 0])
     torch.testing.assert_close(out[1, 0], inputs[1, 0])
-    assert inferer.sigma_used == pytest.approx([6.0, 3.0]) and inferer.sigma_source == ["given", "given"]
+    records = [denoising_record(out, i) for i in range(2)]
+    assert [r["sigma_data"] for r in records] == pytest.approx([6.0, 3.0]) and [r["sigma_source"] for r in records] == ["given", "given"]
     with pytest.raises(InputError, match=r"no network for the target contrast 'pd'"):
         inferer(inputs[:1], networks, target_contrast="pd")
     with pytest.raises(InputError, match="no target contrast was named"):

@@ -45,7 +45,7 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from c2s_monai.context import AUTO
 from c2s_monai.estimation import ESTIMATORS
-from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer
+from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer, denoising_record
 
 __all__ = ["BundleDenoiseTask", "anchor_macro_paths"]
 
@@ -55,7 +55,6 @@ CONFIG_FILE = Path("configs") / "inference.json"
 METADATA_FILE = Path("configs") / "metadata.json"
 REQUEST_OPTIONS = ("sigma_data", "flips", "slice_axis")
 OUTPUT_DIR_KEY = "c2s_output_dir"
-INFERER_KEY = "c2s_inferer"
 
 
 def anchor_macro_paths(config: Any, root: Path) -> Any:
@@ -170,7 +169,6 @@ class BundleDenoiseTask(BasicInferTask):
         data = data if data is not None else {}
         overrides = {name: _request_value(name, data[name]) for name in REQUEST_OPTIONS if data.get(name) is not None}
         inferer = self._parsed("inferer", overrides)
-        data[INFERER_KEY] = inferer
         return inferer
 
     def post_transforms(self, data=None) -> Sequence[Callable]:
@@ -202,11 +200,7 @@ class BundleDenoiseTask(BasicInferTask):
             shutil.move(str(written[0]), result)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        inferer = data.pop(INFERER_KEY, None)
         result_json: dict[str, Any] = {"output": "denoised image (float32 NIfTI, the input's units)"}
-        if inferer is not None and inferer.sigma_used:
-            result_json.update({"sigma_data": float(inferer.sigma_used[0]), "sigma_source": inferer.sigma_source[0]})
-        if inferer is not None and getattr(inferer, "volume_info", None):
-            result_json["volume"] = inferer.volume_info[0]
+        result_json.update(denoising_record(data.get(self.output_label_key)))
         logger.info("denoised %s -> %s (%s)", data.get("image_path"), result, result_json)
         return result, result_json
