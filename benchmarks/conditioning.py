@@ -1,6 +1,6 @@
 """Compare noise-conditioning designs of NoiseConditionedUNet at an equal iteration budget.
 
-Setting (shared/recipe-notes.md): MNI152 T1 from nilearn scaled to [0, 1], 50 axial slices
+Setting (docs/benchmarks.md, top): MNI152 T1 from nilearn scaled to [0, 1], 50 axial slices
 (z = 40..138 step 2), Gaussian noise std 0.06, fixed seed; C2S trains on the noisy slices only
 with the package's defaults; PSNR (peak 1) inside ``clean > 0.1`` on every fifth slice, EMA
 weights, no flip ensembling.

@@ -4,7 +4,7 @@
     python -m benchmarks.multicontrast --report-only
 
 Each contrast in turn is the target, denoised alone, guided by one other contrast (T1 by
-T2, T2 and PD by T1) and guided by both (method.md section 8: the guides enter as extra input channels; only the
+T2, T2 and PD by T1) and guided by both (docs/method.md section 9: the guides enter as extra input channels; only the
 target is re-corrupted and predicted). Data: the benchmark's slices (z = 40..138 step 2 to
 train, 45..135 step 10 held out) of :func:`c2s_monai.sample_data.mni152_contrast`, each
 contrast with its own 6% Gaussian noise (own seed), sigma known. Every run has the same
@@ -90,7 +90,7 @@ def run_one(target: str, guides: tuple[str, ...]) -> dict:
         trainer, ema = create_trainer(network, GDSMLoss(), loader, epochs=1, iterations_per_epoch=ITERATIONS, learning_rate=2e-3,
                                      autocast_dtype="bfloat16")
         trainer.run()
-    inferer = C2SInferer(sigma_data=LEVEL, flips=1, slice_batch=10)
+    inferer = C2SInferer(sigma_data=LEVEL, flips=1, slice_batch=10, autocast_dtype="float32")
     noisy = np.stack([data[c]["held_out_noisy"] for c in order], axis=1)  # (N, C, H, W)
     volume = torch.from_numpy(np.moveaxis(noisy, 0, -1).copy())[None]  # (1, C, H, W, N)
     estimate = np.moveaxis(inferer(volume, ema.ema_model)[0, 0].numpy(), -1, 0)

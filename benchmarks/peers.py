@@ -5,7 +5,7 @@ Every loss here has the call signature of :class:`c2s_monai.losses.GDSMLoss`,
     loss(network, noisy, sigma_data, generator=None) -> scalar tensor
 
 so :class:`c2s_monai.engines.GDSMIteration` trains any of them unchanged: swapping the
-training signal is the one ``loss_function`` argument (the deepinv pattern, ``shared/style.md``).
+training signal is the one ``loss_function`` argument (the deepinv pattern: a method is a loss object).
 ``noisy`` is ``(B, C, H, W)`` in network units (channel 0 the target contrast, further channels
 co-registered guides passed through untouched), ``sigma_data`` a scalar or ``(B,)`` tensor (> 0).
 The network is the package's :class:`c2s_monai.networks.NoiseConditionedUNet` contract: it
@@ -94,7 +94,7 @@ def _check_2d(noisy: torch.Tensor, method: str) -> None:
 
 
 def gdsm_denoise(network: nn.Module, noisy: torch.Tensor, sigma_data: torch.Tensor | float) -> torch.Tensor:
-    """C2S inference (method.md section 4): one pass ``D(y, s_d)`` at the data level."""
+    """C2S inference (docs/method.md section 8): one pass ``D(y, s_d)`` at the data level."""
     with torch.no_grad():
         return _told(network, noisy, _sigma_per_sample(sigma_data, noisy))
 

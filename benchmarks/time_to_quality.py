@@ -111,7 +111,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
             engine.terminate()
 
     def denoise(slices: np.ndarray, flips: int = 1, model=None) -> np.ndarray:
-        inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10)
+        inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="float32")
         volume = torch.from_numpy(np.moveaxis(slices, 0, -1))[None, None]
         return np.moveaxis(inferer(volume, model or ema.ema_model)[0, 0].numpy(), -1, 0)
 
