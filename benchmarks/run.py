@@ -20,6 +20,7 @@ on every fifth training slice and on the held-out slices. Results go to
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import resource
@@ -183,9 +184,9 @@ def run_classical(condition_name: str, method_name: str) -> dict:
         }
         best = max(scores, key=scores.get)
         result["h_factor"] = best
-        denoise = lambda s: classical.nlm(s, condition.level, best)
+        denoise = functools.partial(classical.nlm, sigma=condition.level, h_factor=best)
     else:
-        denoise = lambda s: classical.bm3d(s, condition.level)
+        denoise = functools.partial(classical.bm3d, sigma=condition.level)
     start = time.perf_counter()
     result["metrics"] = evaluate(denoise, data)
     slices = len(data["train_noisy"][::5]) + len(data["held_out_noisy"])

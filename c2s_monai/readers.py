@@ -189,7 +189,7 @@ def _check_slice_spacing(folder: Path, positions: np.ndarray) -> None:
     gaps = [i for i, s in enumerate(steps) if s > 1.5 * step]
     if gaps:
         i = gaps[0]
-        missing = int(round(steps[i] / step)) - 1  # noqa: RUF046 (a numpy scalar: int() makes the type plain)
+        missing = int(round(steps[i] / step)) - 1  # a numpy scalar: int() makes the type plain
         raise InputError(
             f"{folder}: {missing} slice(s) missing between {positions[i]:.2f} mm and {positions[i + 1]:.2f} mm along "
             f"the slice normal (the other slices are {step:.3g} mm apart){' and more gaps' if len(gaps) > 1 else ''}; "
