@@ -17,7 +17,8 @@ from c2s_monai.estimation import (
 from c2s_monai.inferers import C2SInferer
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.noise import AddNoise, AddNoised, add_noise, recorrupt
+from c2s_monai.noise import add_noise, recorrupt
+from c2s_monai.transforms import AddNoise, AddNoised
 
 __version__ = "0.1.0"
 

@@ -34,14 +34,13 @@ of the noise between neighbouring voxels along every axis from the data itself, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform, Transform
 
 from c2s_monai import defaults
+from c2s_monai.compat import moved
 from c2s_monai.errors import InputError, input_name
 
 logger = logging.getLogger(__name__)
@@ -197,121 +196,14 @@ def context_stack(volume: torch.Tensor, rows: torch.Tensor, context_slices: int)
     return gathered.permute(3, 0, 4, 1, 2).reshape(rows.shape[0], channels * rows.shape[1], height, width)
 
 
-class MoveSliceAxis(Transform):
-    """Move the slice axis of a channel-first volume ``(C, x, y, z)`` last (see :func:`resolve_slice_axis`)."""
-
-    def __init__(self, slice_axis="auto") -> None:
-        self.slice_axis = check_slice_axis(slice_axis)
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        if image.ndim != 4:
-            return image
-        axis = resolve_slice_axis(self.slice_axis, voxel_spacing(image_affine(image)), image.shape[1:])
-        return image if axis == 2 else torch.movedim(image, 1 + axis, -1)
 
 
-class MoveSliceAxisd(MapTransform):
-    """Dictionary form of :class:`MoveSliceAxis`."""
-
-    def __init__(self, keys: KeysCollection, slice_axis="auto", allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.mover = MoveSliceAxis(slice_axis)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.mover(d[key])
-        return d
 
 
-class CheckContextd(MapTransform):
-    """Check a ``(C, H, W, D)`` training volume (slice axis last) for the context it is trained with.
-
-    An explicit ``context_slices > 0`` refuses a single 2D image (no neighbour), naming the
-    file; ``"auto"`` lets it through (it trains with zero context, as the 2D fallback denoises
-    it). A 3D network (``spatial_dims`` 3) refuses a single 2D image too. With ``check_noise``,
-    the noise correlation is measured and a warning logged where it is high
-    (:func:`check_noise_independence`).
-    """
-
-    def __init__(
-        self, keys: KeysCollection, context_slices=AUTO, check_noise: bool = True, spatial_dims: int = 2, allow_missing_keys: bool = False
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.context_slices = check_context_slices(context_slices)
-        self.check_noise = check_noise
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            image = d[key]
-            if self.spatial_dims == 3 and image.shape[-1] == 1:
-                raise InputError(f"{input_name(image)}: a single 2D image; a 3D network needs volumes (spatial_dims 2 for 2D images).")
-            if self.context_slices not in (AUTO, 0) and image.shape[-1] == 1:
-                raise InputError(
-                    f"{input_name(image)}: a single 2D image, so there are no neighbouring slices for "
-                    f"context_slices={self.context_slices}; train on volumes, or use context_slices 'auto' or 0."
-                )
-            if self.check_noise and image.shape[-1] > 1:
-                check_noise_independence(image[0], input_name(image), slice_axis=2)
-        return d
 
 
-class RandContextSliced(RandomizableTransform, MapTransform):
-    """Pick a random target slice of a ``(C, H, W, D)`` column and stack its context into channels ``(C (2K + 1), H, W)``.
-
-    Used after ``RandSpatialCropSamplesd`` with a full-depth ROI: each training patch then
-    has a uniformly drawn target slice with its :func:`context_indices` neighbours.
-    """
-
-    def __init__(self, keys: KeysCollection, context_slices: int, allow_missing_keys: bool = False) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
-        self.context_slices = int(context_slices)
-        self._slice = 0
-
-    def randomize(self, depth: int) -> None:  # type: ignore[override]
-        self._slice = int(self.R.randint(depth))
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
-            return d
-        depth = d[keys[0]].shape[-1]
-        self.randomize(depth)
-        rows = context_indices(depth, self.context_slices)[self._slice : self._slice + 1]
-        for key in keys:
-            d[key] = context_stack(d[key], rows, self.context_slices)[0]
-        return d
 
 
-class RandDropContextd(RandomizableTransform, MapTransform):
-    """With probability ``prob``, zero the context channels of a ``(C (2K + 1), H, W)`` patch (context dropout).
-
-    The target slice of every contrast is kept. A network trained so also denoises a lone 2D
-    image, whose context channels are zero (:func:`context_stack`, the 2D fallback).
-    """
-
-    def __init__(self, keys: KeysCollection, context_slices: int, prob: float = DEFAULT_CONTEXT_DROPOUT, allow_missing_keys: bool = False) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=prob)
-        self.context_slices = int(context_slices)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform or self.context_slices == 0:
-            return d
-        block = 2 * self.context_slices + 1
-        for key in self.key_iterator(d):
-            image = d[key].clone()
-            contrasts = image.shape[0] // block
-            view = image.reshape(contrasts, block, *image.shape[1:])
-            view[:, 1:] = 0
-            d[key] = image
-        return d
 
 
 def _robust_correlation(u: np.ndarray, v: np.ndarray) -> float:
@@ -397,3 +289,7 @@ def check_noise_independence(volume, source: str = "", slice_axis: int = 2, thre
         )
     record["independent"] = not (correlated_across or correlated_in_plane)
     return record
+
+
+# moved to c2s_monai.transforms in 0.7; the old path answers for a release
+__getattr__ = moved(__name__, ('MoveSliceAxis', 'MoveSliceAxisd', 'CheckContextd', 'RandContextSliced', 'RandDropContextd'), "c2s_monai.transforms")

@@ -32,19 +32,10 @@ from monai.transforms import (
 )
 
 from c2s_monai import defaults
-from c2s_monai.context import (
-    AUTO,
-    CheckContextd,
-    MoveSliceAxisd,
-    RandContextSliced,
-    RandDropContextd,
-    model_context_slices,
-)
-from c2s_monai.intensity import ScaleNoisyImaged
+from c2s_monai.context import AUTO, model_context_slices
 from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.readers import LoadVolumed
-from c2s_monai.transforms import EnsureVolumed
-from c2s_monai.vst import RicianVSTd
+from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
 
 
 def volume_transforms(
@@ -59,9 +50,9 @@ def volume_transforms(
 ) -> Compose:
     """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
 
-    ``channel_scaling``: see :class:`c2s_monai.intensity.ScaleNoisyImage`. ``rician_vst``: then
-    stabilise the target's Rician noise (:class:`c2s_monai.vst.RicianVSTd`). ``slice_axis``,
-    ``context_slices``: :func:`c2s_monai.context.resolve_slice_axis`, :class:`c2s_monai.context.CheckContextd`.
+    ``channel_scaling``: see :class:`c2s_monai.transforms.ScaleNoisyImage`. ``rician_vst``: then
+    stabilise the target's Rician noise (:class:`c2s_monai.transforms.RicianVSTd`). ``slice_axis``,
+    ``context_slices``: :func:`c2s_monai.context.resolve_slice_axis`, :class:`c2s_monai.transforms.CheckContextd`.
     """
     return Compose(
         [
@@ -114,9 +105,9 @@ def patch_transforms(
 
     - ``spatial_dims=2``, ``context_slices=0``: ``patch_size``-square patches ``(C, P, P)`` of random slices;
     - ``context_slices=K > 0``: the same, with the ``K`` neighbouring slices on each side of the
-      patch's slice as channels ``(C (2K + 1), P, P)`` (:class:`c2s_monai.context.RandContextSliced`;
+      patch's slice as channels ``(C (2K + 1), P, P)`` (:class:`c2s_monai.transforms.RandContextSliced`;
       ends reflected), and with probability ``context_dropout`` the context zeroed
-      (:class:`c2s_monai.context.RandDropContextd`, so the network also denoises a lone image);
+      (:class:`c2s_monai.transforms.RandDropContextd`, so the network also denoises a lone image);
     - ``spatial_dims=3``: ``patch_size``-cube patches ``(C, P, P, P)``.
     """
     if spatial_dims == 3:
@@ -181,7 +172,7 @@ def training_loader(
     ``files`` are volumes, or, with ``channels`` (multi-contrast: the target, then the guides),
     subjects ``{contrast: file}`` as :func:`c2s_monai.multicontrast.load_datalist` reads them.
     ``channel_scaling`` (files of several channels): ``"target"`` scales every channel by the
-    first one's scale (:class:`c2s_monai.intensity.ScaleNoisyImage`). ``rician_vst``: train on
+    first one's scale (:class:`c2s_monai.transforms.ScaleNoisyImage`). ``rician_vst``: train on
     the variance-stabilised target (:mod:`c2s_monai.vst`). ``context_slices``, ``spatial_dims``,
     ``context_dropout``: the patches, :func:`patch_transforms` (``context_slices`` also
     ``"auto"``: :data:`c2s_monai.context.DEFAULT_CONTEXT_SLICES`, single 2D images allowed);

@@ -16,67 +16,20 @@
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.handlers import IgniteMetricHandler, PeakSignalToNoiseRatio, from_engine
 from monai.metrics import SSIMMetric
-from monai.transforms import MapTransform
-from monai.utils import convert_to_dst_type
 
+from c2s_monai.compat import moved
 from c2s_monai.estimation import estimate_sigma_mad
-from c2s_monai.noise import add_noise, check_noise_model
 
-__all__ = ["NO_REFERENCE_METRICS", "SimulateNoisyd", "no_reference_metrics", "reference_metrics", "slices_as_samples"]
+__all__ = ["NO_REFERENCE_METRICS", "no_reference_metrics", "reference_metrics", "slices_as_samples"]
 
 NO_REFERENCE_METRICS = ("residual_std_ratio", "residual_correlation", "remaining_noise_ratio")
 
 
-class SimulateNoisyd(MapTransform):
-    """Turn a clean reference under ``keys`` into a synthetic-noise pair (see the module docstring).
-
-    Args:
-        keys: key of the clean reference; it receives the noisy image.
-        sigma: noise std as a fraction of the reference's maximum (> 0).
-        noise_model: ``"gaussian"`` or ``"rician"``.
-        seed: base seed; each volume's noise is seeded by ``seed`` and its file name.
-        reference_key: key that receives the reference scaled to a peak of 1.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        sigma: float,
-        noise_model: str = "gaussian",
-        seed: int = 0,
-        reference_key: str = "label",
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma (synthetic_sigma) must be a number > 0 (fraction of the reference's max), got {sigma!r}.")
-        self.sigma = float(sigma)
-        self.noise_model = check_noise_model(noise_model)
-        self.seed = int(seed)
-        self.reference_key = reference_key
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            clean = d[key]
-            peak = float(clean.max())
-            if not peak > 0:
-                raise ValueError(f"{getattr(clean, 'meta', {}).get('filename_or_obj', key)}: the reference has no positive voxel.")
-            reference = clean.float() / peak
-            name = str(getattr(clean, "meta", {}).get("filename_or_obj", key))
-            generator = torch.Generator().manual_seed(self.seed + (zlib.crc32(name.encode()) & 0x7FFFFFFF))
-            noisy = add_noise(torch.as_tensor(reference).cpu(), self.sigma, self.noise_model, generator)
-            d[self.reference_key] = reference
-            d[key] = convert_to_dst_type(noisy, reference)[0]
-        return d
 
 
 def slices_as_samples(output: Sequence[Mapping] | Mapping, keys: Sequence[str] = ("pred", "label")) -> tuple[list, list]:
@@ -147,3 +100,7 @@ def no_reference_metrics(noisy, denoised, sigma_data: float) -> dict[str, float]
         "residual_correlation": correlation,
         "remaining_noise_ratio": float(remaining),
     }
+
+
+# moved to c2s_monai.transforms in 0.7; the old path answers for a release
+__getattr__ = moved(__name__, ('SimulateNoisyd',), "c2s_monai.transforms")

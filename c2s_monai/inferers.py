@@ -6,7 +6,7 @@ with ``inputs`` a batch of noisy images in their own units, ``(B, C, H, W)`` or 
 the network needs beyond the image:
 
 1. scale each sample to network units and set its noise level there
-   (:class:`c2s_monai.intensity.ScaleNoisyImage`: given sigma or estimated);
+   (:class:`c2s_monai.transforms.ScaleNoisyImage`: given sigma or estimated);
 2. for volumes, move the slice axis last (:func:`c2s_monai.context.resolve_slice_axis`: the
    axis of largest voxel spacing by default) and measure the noise correlation along every
    axis (:func:`c2s_monai.context.check_noise_independence`, a warning where it is high);
@@ -65,15 +65,12 @@ from c2s_monai.context import (
 )
 from c2s_monai.errors import InputError
 from c2s_monai.export import OnnxNetwork, cached_onnx, network_digest, onnx_available
-from c2s_monai.intensity import (
-    ScaleNoisyImage,
-    check_contrast_sigmas,
-    contrast_sigma_data,
-)
+from c2s_monai.intensity import check_contrast_sigmas, contrast_sigma_data
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.precision import autocast_dtype, check_autocast_dtype
 from c2s_monai.settings import parse_flag
-from c2s_monai.vst import RicianVST, rician_vst_inverse
+from c2s_monai.transforms import RicianVST, ScaleNoisyImage
+from c2s_monai.vst import rician_vst_inverse
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 # Per-sample results in the output's metadata (see the module docstring).

@@ -16,16 +16,15 @@ inferer. ``sigma_data`` may be given per contrast (:func:`contrast_sigma_data`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
 
 from c2s_monai import defaults
+from c2s_monai.compat import moved
 from c2s_monai.errors import InputError, input_name
-from c2s_monai.estimation import ESTIMATORS, estimate_sigma, has_noise_background
+from c2s_monai.estimation import ESTIMATORS
 
 # The smallest noise level (in network units, i.e. relative to the intensity scale) taken as
 # noise: below 16-bit quantisation, an estimate means the image holds no measurable noise.
@@ -89,101 +88,5 @@ def check_contrast_sigmas(sigma_data) -> float | str | dict[str, float | str]:
 CHANNEL_SCALINGS = ("per_channel", "target")
 
 
-class ScaleNoisyImage(Transform):
-    """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
-
-    Channel 0 (the target) is divided by its own scale ``scale``; with ``channel_scaling="per_channel"``
-    each further channel (a guide contrast) is divided by its own robust scale (kept in
-    ``channel_scales`` in :meth:`measure`), so every channel is about [0, 1]; with ``"target"`` every channel is
-    divided by the target's scale (channels in the same units, e.g. a clean reference riding
-    beside the noisy image). The noise level is the target's, in the target's network units.
-
-    Calling it returns ``(scaled, sigma, scale)``; :meth:`measure` also says where the level
-    came from: ``"given"`` or ``"estimated (<estimator>)"``, with ``"auto"`` resolved to the
-    estimator it chose. The transform keeps no state between calls.
-
-    Args:
-        sigma_data: noise std in the image's units, or ``"auto"``, ``"mad"`` or
-            ``"background"`` to estimate it on the target (channel 0), see
-            :func:`c2s_monai.estimation.estimate_sigma`.
-        percentile: percentile of ``|image|`` used as the scale.
-        channel_scaling: ``"per_channel"`` or ``"target"``, see above.
-    """
-
-    def __init__(self, sigma_data: float | str = "auto", percentile: float = defaults.INTENSITY_PERCENTILE, channel_scaling: str = "per_channel") -> None:
-        if channel_scaling not in CHANNEL_SCALINGS:
-            raise ValueError(f"channel_scaling must be one of {CHANNEL_SCALINGS}, got {channel_scaling!r}.")
-        self.sigma_data = check_sigma_data(sigma_data)
-        self.percentile = percentile
-        self.channel_scaling = channel_scaling
-
-    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        scaled, sigma, scale, _ = self.measure(image)
-        return scaled, sigma, scale
-
-    def measure(self, image: torch.Tensor) -> tuple[torch.Tensor, float, float, str]:
-        """``(scaled, sigma, scale, sigma_source)`` of ``image`` (see the class docstring)."""
-        source = input_name(image)
-        channels = image.shape[0] if self.channel_scaling == "per_channel" else 1
-        channel_scales = [intensity_scale(image[c], self.percentile) for c in range(channels)]
-        channel_scales += channel_scales[:1] * (image.shape[0] - channels)
-        scale = channel_scales[0]
-        if len(channel_scales) == 1:
-            scaled = image / scale
-        else:
-            divisors = torch.tensor(channel_scales, dtype=image.dtype, device=image.device)
-            scaled = image / divisors.reshape(-1, *([1] * (image.ndim - 1)))
-        for channel, channel_scale in enumerate(channel_scales):
-            if not bool(torch.isfinite(scaled[channel]).all()):
-                where = "" if channel == 0 else f" (guide channel {channel})"
-                raise InputError(
-                    f"{source}{where}: the intensities span too wide a range (the {self.percentile}th percentile of "
-                    f"|intensity| is {channel_scale:.3g}, the maximum {float(image[channel].abs().max()):.3g}); check the "
-                    "file's scaling (scl_slope, RescaleSlope) or clip the outliers."
-                )
-        if isinstance(self.sigma_data, str):
-            method = self.sigma_data
-            try:
-                if method == "auto":
-                    method = "background" if has_noise_background(scaled[0]) else "mad"
-                sigma = estimate_sigma(scaled[0], method)
-            except ValueError as error:
-                raise InputError(f"{source}: {error}") from error
-            if not sigma >= MIN_SIGMA:
-                raise InputError(
-                    f"{source}: the {method} estimator finds no noise (sigma {sigma * scale:.3g} in image units, "
-                    f"{sigma:.2g} of the intensity scale): the image looks noise-free or synthetic: a noise-free "
-                    "image needs no denoising; if it is noisy, give sigma_data in the image's units."
-                )
-            sigma_source = f"estimated ({method})"
-        else:
-            sigma = self.sigma_data / scale
-            sigma_source = "given"
-        return scaled, float(sigma), scale, sigma_source
-
-
-class ScaleNoisyImaged(MapTransform):
-    """Dictionary form of :class:`ScaleNoisyImage`: writes ``sigma_key`` and ``scale_key`` beside each image key."""
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        sigma_data: float | str = "auto",
-        percentile: float = defaults.INTENSITY_PERCENTILE,
-        sigma_key: str = "sigma_data",
-        scale_key: str = "intensity_scale",
-        allow_missing_keys: bool = False,
-        channel_scaling: str = "per_channel",
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.scaler = ScaleNoisyImage(sigma_data, percentile, channel_scaling)
-        self.sigma_key = sigma_key
-        self.scale_key = scale_key
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key], sigma, scale = self.scaler(d[key])
-            d[self.sigma_key] = torch.tensor(sigma, dtype=torch.float32)
-            d[self.scale_key] = torch.tensor(scale, dtype=torch.float32)
-        return d
+# moved to c2s_monai.transforms in 0.7; the old path answers for a release
+__getattr__ = moved(__name__, ('ScaleNoisyImage', 'ScaleNoisyImaged'), "c2s_monai.transforms")

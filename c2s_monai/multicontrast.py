@@ -8,7 +8,7 @@ the network, the guides are passed as observed:
 
 (:class:`c2s_monai.losses.GDSMLoss`, :class:`c2s_monai.networks.NoiseConditionedUNet`).
 Each channel is scaled by its own robust intensity scale; the noise level is the target's
-(:class:`c2s_monai.intensity.ScaleNoisyImage`).
+(:class:`c2s_monai.transforms.ScaleNoisyImage`).
 
 **Channel order.** The contrasts are named (``"t1"``, ``"t2"``, ``"flair"``) and configured in
 a fixed order; the input of the network for target ``t`` is ``rotate_target(order, t)``:

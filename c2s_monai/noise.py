@@ -18,13 +18,9 @@ MONAI's array/dictionary pair and honour ``set_random_state``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
-import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_tensor
+
+from c2s_monai.compat import moved
 
 NOISE_MODELS = ("gaussian", "rician")
 
@@ -80,66 +76,5 @@ def recorrupt(
     return add_noise(noisy, tau, noise_model, generator)
 
 
-class AddNoise(RandomizableTransform):
-    """Simulate a noisy acquisition: add Gaussian or Rician noise of a fixed std ``sigma``.
-
-    Unlike MONAI's ``RandGaussianNoise``/``RandRicianNoise`` the std is fixed (not sampled),
-    which is what a synthetic-noise benchmark with a known ``sigma_data`` needs.
-
-    Args:
-        sigma: noise std, in the image's units; must be > 0.
-        noise_model: ``"gaussian"`` or ``"rician"``.
-        prob: probability of corrupting.
-    """
-
-    def __init__(self, sigma: float, noise_model: str = "gaussian", prob: float = 1.0) -> None:
-        RandomizableTransform.__init__(self, prob)
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}.")
-        self.sigma = float(sigma)
-        self.noise_model = check_noise_model(noise_model)
-        self._seed = 0
-
-    def randomize(self, data=None) -> None:
-        super().randomize(None)
-        self._seed = int(self.R.randint(0, 2**31 - 1))
-
-    def __call__(self, img, randomize: bool = True):
-        img = convert_to_tensor(img, track_meta=True, dtype=torch.float32)
-        if randomize:
-            self.randomize()
-        if not self._do_transform:
-            return img
-        generator = torch.Generator(device="cpu").manual_seed(self._seed)
-        noisy = add_noise(img.float().cpu(), self.sigma, self.noise_model, generator)
-        return noisy.to(img.device)
-
-
-class AddNoised(RandomizableTransform, MapTransform):
-    """Dictionary wrapper of :class:`AddNoise`; the same noise draw is not shared between keys."""
-
-    backend = AddNoise.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        sigma: float,
-        noise_model: str = "gaussian",
-        prob: float = 1.0,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.adder = AddNoise(sigma=sigma, noise_model=noise_model, prob=1.0)
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> AddNoised:
-        super().set_random_state(seed, state)
-        self.adder.set_random_state(seed, state)
-        return self
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        self.randomize(None)
-        for key in self.key_iterator(d):
-            d[key] = self.adder(d[key], randomize=True) if self._do_transform else d[key]
-        return d
+# moved to c2s_monai.transforms in 0.7; the old path answers for a release
+__getattr__ = moved(__name__, ('AddNoise', 'AddNoised'), "c2s_monai.transforms")

@@ -33,14 +33,13 @@ follows it. Measured in docs/benchmarks.md (full benchmark, Rician 6%).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 from functools import lru_cache
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
 from scipy.special import i0e, i1e
+
+from c2s_monai.compat import moved
 
 NU_MAX = 48.0  # in units of sigma: above it the Rician is Gaussian to 1e-3 and f(z) = z
 _NU_STEP = 1 / 32
@@ -116,33 +115,5 @@ def rician_vst_inverse(estimate, sigma: float):
     return _apply(inverse, estimate, sigma)
 
 
-class RicianVST(Transform):
-    """``image -> image`` with channel 0 (the target) replaced by :func:`rician_vst` at ``sigma``.
-
-    Guide channels (multi-contrast) are left as they are: only the target's noise level is
-    known, and only the target is re-corrupted and predicted.
-    """
-
-    def __call__(self, image, sigma: float):
-        out = image.clone() if isinstance(image, torch.Tensor) else np.array(image, copy=True)
-        out[0] = rician_vst(image[0], float(sigma))
-        return out
-
-
-class RicianVSTd(MapTransform):
-    """Dictionary form of :class:`RicianVST`, after :class:`~c2s_monai.intensity.ScaleNoisyImaged`.
-
-    Reads the noise level from ``sigma_key`` (network units, as ``ScaleNoisyImaged`` wrote it):
-    the VST is scale equivariant, so it can run in network units.
-    """
-
-    def __init__(self, keys: KeysCollection, sigma_key: str = "sigma_data", allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.sigma_key = sigma_key
-        self.transform = RicianVST()
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.transform(d[key], float(d[self.sigma_key]))
-        return d
+# moved to c2s_monai.transforms in 0.7; the old path answers for a release
+__getattr__ = moved(__name__, ('RicianVST', 'RicianVSTd'), "c2s_monai.transforms")

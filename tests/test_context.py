@@ -14,10 +14,6 @@ from c2s_monai import C2SInferer, NoiseConditionedUNet, denoise, train
 from c2s_monai.context import (
     AUTO,
     DEFAULT_CONTEXT_SLICES,
-    CheckContextd,
-    MoveSliceAxis,
-    RandContextSliced,
-    RandDropContextd,
     check_context_slices,
     check_noise_independence,
     context_indices,
@@ -30,6 +26,7 @@ from c2s_monai.context import (
 from c2s_monai.data import training_loader
 from c2s_monai.errors import InputError
 from c2s_monai.inferers import denoising_record
+from c2s_monai.transforms import CheckContextd, MoveSliceAxis, RandContextSliced, RandDropContextd
 
 TINY = (8, 8, 16, 32, 64, 8)
 

@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 from torch.utils.data import DataLoader, DistributedSampler
 
 from c2s_monai.data import EpochDataset
-from c2s_monai.evaluation import SimulateNoisyd
+from c2s_monai.transforms import SimulateNoisyd
 
 SHAPE = (1, 64, 64, 4)  # 16384 voxels: the std of a noise sample is within ~0.6 % of sigma
 

@@ -12,7 +12,7 @@ from c2s_monai import C2SInferer, GDSMLoss, api, defaults
 from c2s_monai.data import patch_transforms
 from c2s_monai.engines import GDSMIteration, create_trainer
 from c2s_monai.inferers import FLIP_ENSEMBLES
-from c2s_monai.intensity import ScaleNoisyImage
+from c2s_monai.transforms import ScaleNoisyImage
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 

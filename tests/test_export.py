@@ -114,7 +114,7 @@ def test_onnx_and_torchscript_denoise_a_volume_behind_the_inferer_like_eager(shi
         config_file=str(CONFIGS / "inference.json"),
     )
     volume = _phantom_volume()
-    inferer = C2SInferer(sigma_data="auto", flips=2)
+    inferer = C2SInferer(sigma_data="auto", flips=2, autocast_dtype="float32")
     expected = inferer(volume, shipped)
     for exported in (OnnxNetwork(shipped_onnx, threads=1), torch.jit.load(str(scripted_path))):
         denoised = inferer(volume, exported)
@@ -171,5 +171,5 @@ def test_the_numpy_onnxruntime_recipe_in_the_docs_matches_the_inferer(shipped, s
     assert output.get_data_dtype() == np.float32
     np.testing.assert_allclose(output.affine, affine)
     stored = torch.from_numpy(np.asarray(nib.load("scan.nii.gz").dataobj, np.float32))[None, None]
-    expected = C2SInferer(sigma_data=10.0, flips=1)(stored, shipped)[0, 0].numpy()
+    expected = C2SInferer(sigma_data=10.0, flips=1, autocast_dtype="float32")(stored, shipped)[0, 0].numpy()
     assert np.abs(np.asarray(output.dataobj) - expected).max() < TOLERANCE * 800

@@ -28,7 +28,7 @@ from c2s_monai.cli import _denoise_multicontrast
 from c2s_monai.context import DEFAULT_CONTEXT_SLICES
 from c2s_monai.errors import InputError
 from c2s_monai.inferers import C2SInferer, denoising_record
-from c2s_monai.intensity import ScaleNoisyImage, contrast_sigma_data, intensity_scale
+from c2s_monai.intensity import contrast_sigma_data, intensity_scale
 from c2s_monai.io import load_volume
 from c2s_monai.multicontrast import (
     StackContrasts,
@@ -42,6 +42,7 @@ from c2s_monai.multicontrast import (
 )
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.sample_data import write_multicontrast_subject
+from c2s_monai.transforms import ScaleNoisyImage
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"

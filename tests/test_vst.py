@@ -12,10 +12,10 @@ from torch import nn
 
 from c2s_monai.api import denoise, train, trained_with_rician_vst
 from c2s_monai.inferers import C2SInferer
-from c2s_monai.intensity import ScaleNoisyImage
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise import add_noise
-from c2s_monai.vst import RicianVSTd, rician_mean_std, rician_vst, rician_vst_inverse
+from c2s_monai.transforms import RicianVSTd, ScaleNoisyImage
+from c2s_monai.vst import rician_mean_std, rician_vst, rician_vst_inverse
 
 SIGMA = 0.05
 
