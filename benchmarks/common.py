@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from c2s_monai.io.sample_data import mni152_t1_slices
 from c2s_monai.noise import add_noise
 from c2s_monai.precision import autocast_dtype
-from c2s_monai.sample_data import mni152_t1_slices
 
 RESULTS = Path("benchmarks/results")  # one folder per benchmark; the main benchmark's: <mode>/ ("full" or "quick")
 TTQ_RESULTS = RESULTS / "ttq"  # time to quality and the inference timing it reports

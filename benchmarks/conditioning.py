@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from c2s_monai import denoise, train
-from c2s_monai.sample_data import noisy_mni152_slices
+from c2s_monai.io.sample_data import noisy_mni152_slices
 
 
 def psnr_in_mask(estimate: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:

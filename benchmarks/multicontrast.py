@@ -6,7 +6,7 @@
 Each contrast in turn is the target, denoised alone, guided by one other contrast (T1 by
 T2, T2 and PD by T1) and guided by both (docs/method.md section 9: the guides enter as extra input channels; only the
 target is re-corrupted and predicted). Data: the benchmark's slices (z = 40..138 step 2 to
-train, 45..135 step 10 held out) of :func:`c2s_monai.sample_data.mni152_contrast`, each
+train, 45..135 step 10 held out) of :func:`c2s_monai.io.sample_data.mni152_contrast`, each
 contrast with its own 6% Gaussian noise (own seed), sigma known. Every run has the same
 network width, iterations and recipe as the C2S row of the main benchmark (bfloat16
 autocast); only ``in_channels`` differs. PSNR/SSIM in the brain (T1 > 0.1) on the held-out
@@ -31,10 +31,10 @@ from benchmarks.pages import write_section
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
+from c2s_monai.io.sample_data import CONTRASTS, mni152_contrast
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise import add_noise
-from c2s_monai.sample_data import CONTRASTS, mni152_contrast
 
 RESULTS = Path("benchmarks/results/multicontrast")
 LEVEL = 0.06
@@ -119,7 +119,7 @@ def write_report(target_page: Path = Path("docs/benchmarks.md")) -> None:
         "",
         "    python -m benchmarks.multicontrast",
         "",
-        (f"MNI T1 and its co-registered pseudo-T2/PD (`c2s_monai.sample_data.mni152_contrast`), each with its own {LEVEL:.0%} Gaussian noise;"
+        (f"MNI T1 and its co-registered pseudo-T2/PD (`c2s_monai.io.sample_data.mni152_contrast`), each with its own {LEVEL:.0%} Gaussian noise;"
         f" C2S with the guides as extra input channels, {ITERATIONS} iterations each (bf16 autocast, one thread), sigma known, no flips;"
         " PSNR/SSIM in the brain on the 10 held-out slices. The recipe is the main benchmark's (Adam 2e-3, the 0.3.0 default)."),
         "",

@@ -128,7 +128,7 @@ def _figures(folder: Path, results: dict[str, dict[str, dict]], figures: Path) -
         names.append("benchmark_curves.png")
     shown = [m for m in ("noisy", "nlm", "bm3d", "noise2self", "c2s", "supervised") if (folder / "gaussian_6" / f"{m}.npy").is_file()]
     if shown:
-        from c2s_monai.sample_data import mni152_t1_slices
+        from c2s_monai.io.sample_data import mni152_t1_slices
 
         clean = mni152_t1_slices(*HELD_OUT_SLICES)[EXAMPLE_SLICE]
         fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.4 * (len(shown) + 1), 3))

@@ -55,9 +55,9 @@ from c2s_monai.context import check_noise_independence
 from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.inferers import C2SInferer
+from c2s_monai.io.sample_data import mni152_contrast
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.sample_data import mni152_contrast
 
 RESULTS = Path("benchmarks/results/volumetric")
 SLAB = (40, 141)

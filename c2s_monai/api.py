@@ -58,6 +58,8 @@ from c2s_monai.io import (
     save_like,
     write_text_atomic,
 )
+from c2s_monai.io.readers import list_inputs
+from c2s_monai.io.writers import save_nifti
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.multicontrast import (
     StackContrastsd,
@@ -74,10 +76,8 @@ from c2s_monai.multicontrast import (
 )
 from c2s_monai.naming import CONFIG_FILE, MODEL_FILE, input_kind
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.readers import list_inputs
 from c2s_monai.settings import parse_flag
 from c2s_monai.transforms import EnsureVolume
-from c2s_monai.writers import save_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def denoise_files(
     if any input failed. A bad model, setting or output folder stops the run at once.
 
     Args:
-        inputs: files and folders; a folder is expanded by :func:`c2s_monai.readers.list_inputs`.
+        inputs: files and folders; a folder is expanded by :func:`c2s_monai.io.readers.list_inputs`.
         model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
             ``context_slices``, ``slice_axis``).
     """

@@ -71,7 +71,7 @@ class BatchSummary:
         output_file: the JSON file (``None``: kept in memory only).
         inputs: every input of the run, in order.
         source_key: batch key of an item's input path.
-        output_key: output key of the written file's path (:class:`c2s_monai.writers.SaveDenoisedd`).
+        output_key: output key of the written file's path (:class:`c2s_monai.io.writers.SaveDenoisedd`).
     """
 
     def __init__(self, output_file=None, inputs: Iterable = (), source_key: str = "source", output_key: str = "output_path") -> None:

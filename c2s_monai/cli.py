@@ -37,7 +37,7 @@ from c2s_monai.errors import InputError, root_cause
 from c2s_monai.estimation import estimate_sigma
 from c2s_monai.export import ONNX_OPSET, export_onnx
 from c2s_monai.io import default_output_path, load_volume
-from c2s_monai.sample_data import dipy_s0_path
+from c2s_monai.io.sample_data import dipy_s0_path
 
 SUMMARY_FILE = "c2s-monai-denoise-summary.json"
 

@@ -8,6 +8,7 @@ True
 from __future__ import annotations
 
 import importlib
+import sys
 
 
 def moved(module: str, names: tuple[str, ...], new_home: str):
@@ -19,3 +20,8 @@ def moved(module: str, names: tuple[str, ...], new_home: str):
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def alias_module(module: str, new_home: str) -> None:
+    """Make the old module path ``module`` the very module ``new_home`` (same objects, same state)."""
+    sys.modules[module] = importlib.import_module(new_home)

@@ -33,8 +33,8 @@ from monai.transforms import (
 
 from c2s_monai import defaults
 from c2s_monai.context import AUTO, model_context_slices
+from c2s_monai.io.readers import LoadVolumed
 from c2s_monai.multicontrast import StackContrastsd, target_items
-from c2s_monai.readers import LoadVolumed
 from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
 
 

@@ -1,6 +1,6 @@
 """The error a bad input raises: one message that names the file, says what is wrong and what to do.
 
-Every check of an input file or setting (:mod:`c2s_monai.transforms`, :mod:`c2s_monai.readers`,
+Every check of an input file or setting (:mod:`c2s_monai.transforms`, :mod:`c2s_monai.io.readers`,
 :mod:`c2s_monai.io`, :mod:`c2s_monai.intensity`, the checkpoint loaders of
 :mod:`c2s_monai.handlers`) raises :class:`InputError`, a ``ValueError``, so callers that
 process many inputs can tell "this input is bad" from a bug, record it and go on

@@ -43,8 +43,8 @@ from c2s_monai.errors import InputError
 from c2s_monai.handlers import LoadCheckpoint
 from c2s_monai.intensity import check_sigma_data
 from c2s_monai.io import check_output_path, check_writable_folder
+from c2s_monai.io.readers import LoadVolumed, list_inputs
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.readers import LoadVolumed, list_inputs
 from c2s_monai.transforms import EnsureVolumed
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,9 +30,9 @@ import c2s_monai
 from c2s_monai.batch import BatchFailedError
 from c2s_monai.cli import main as cli_main
 from c2s_monai.context import DEFAULT_CONTEXT_SLICES
+from c2s_monai.io.readers import LoadVolume
+from c2s_monai.io.writers import write_dicom_series
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.readers import LoadVolume
-from c2s_monai.writers import write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"

@@ -29,8 +29,8 @@ from monai.bundle import (
 )
 
 from c2s_monai.context import DEFAULT_CONTEXT_SLICES
+from c2s_monai.io.readers import read_dicom_series
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.readers import read_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 
 from c2s_monai.cli import _demo
-from c2s_monai.sample_data import dipy_s0_path
+from c2s_monai.io.sample_data import dipy_s0_path
 
 
 def test_demo_writes_a_denoised_copy_of_the_shipped_scan(tmp_path, tiny_features, one_thread):

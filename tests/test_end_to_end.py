@@ -20,8 +20,8 @@ import torch
 import c2s_monai
 import c2s_monai.transforms
 from c2s_monai.data import training_loader
+from c2s_monai.io.sample_data import noisy_mni152_slices
 from c2s_monai.losses.gdsm import GDSMLoss
-from c2s_monai.sample_data import noisy_mni152_slices
 
 SIGMA = 0.06
 TINY = (8, 8, 16, 32, 64, 8)

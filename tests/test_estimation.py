@@ -12,8 +12,8 @@ from c2s_monai.estimation import (
     estimate_sigma_mad,
     has_noise_background,
 )
+from c2s_monai.io.sample_data import mni152_t1_slices
 from c2s_monai.noise import add_noise
-from c2s_monai.sample_data import mni152_t1_slices
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from monai.data import MetaTensor
 from c2s_monai.errors import InputError
 from c2s_monai.intensity import MIN_SIGMA, check_sigma_data
 from c2s_monai.io import load_volume
-from c2s_monai.readers import read_dicom_series
+from c2s_monai.io.readers import read_dicom_series
 from c2s_monai.transforms import MIN_IN_PLANE, EnsureVolume, ScaleNoisyImage
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from c2s_monai import estimate_sigma_mad
-from c2s_monai.sample_data import dipy_s0_path
+from c2s_monai.io.sample_data import dipy_s0_path
 
 
 def _require(module: str):

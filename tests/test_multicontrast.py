@@ -1,7 +1,7 @@
 """Multi-contrast C2S (docs/method.md section 9, docs/multicontrast.md): stacking, grids, datalists, joint mode.
 
 The data: two "subjects" cut (48 x 48 x 3) from the co-registered noisy MNI T1, pseudo-T2 and
-pseudo-PD volumes of ``c2s_monai.sample_data.write_multicontrast_subject``, at two places of
+pseudo-PD volumes of ``c2s_monai.io.sample_data.write_multicontrast_subject``, at two places of
 the head. Every bad multi-contrast input below has a case name that docs/bad-inputs.md lists.
 """
 
@@ -30,6 +30,7 @@ from c2s_monai.errors import InputError
 from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.intensity import contrast_sigma_data, intensity_scale
 from c2s_monai.io import load_volume
+from c2s_monai.io.sample_data import write_multicontrast_subject
 from c2s_monai.multicontrast import (
     StackContrasts,
     StackContrastsd,
@@ -41,7 +42,6 @@ from c2s_monai.multicontrast import (
     target_items,
 )
 from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.sample_data import write_multicontrast_subject
 from c2s_monai.transforms import ScaleNoisyImage
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from pydicom.dataset import FileMetaDataset
 
 from c2s_monai import naming
 from c2s_monai.io import default_output_path
-from c2s_monai.readers import list_inputs
-from c2s_monai.writers import SaveDenoisedd
+from c2s_monai.io.readers import list_inputs
+from c2s_monai.io.writers import SaveDenoisedd
 
 
 def _dicom_file(path: Path) -> Path:

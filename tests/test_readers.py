@@ -1,4 +1,4 @@
-"""DICOM series and HDF5 readers, input listing (c2s_monai.readers)."""
+"""DICOM series and HDF5 readers, input listing (c2s_monai.io.readers)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from helpers import make_dicom_series
 from pydicom.uid import generate_uid
 
-from c2s_monai.readers import (
+from c2s_monai.io.readers import (
     DicomSeriesReader,
     HDF5Reader,
     LoadVolume,

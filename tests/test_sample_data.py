@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from c2s_monai.sample_data import (
+from c2s_monai.io.sample_data import (
     CONTRASTS,
     mni152_contrast,
     mni152_t1_path,

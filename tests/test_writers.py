@@ -12,8 +12,8 @@ import pytest
 import torch
 from helpers import SLOPE, make_dicom_series
 
-from c2s_monai.readers import LoadVolume, read_dicom_series
-from c2s_monai.writers import SaveDenoisedd, output_stem, parse_flag, write_dicom_series
+from c2s_monai.io.readers import LoadVolume, read_dicom_series
+from c2s_monai.io.writers import SaveDenoisedd, output_stem, parse_flag, write_dicom_series
 
 GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "Rows", "Columns")
 

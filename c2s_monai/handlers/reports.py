@@ -123,7 +123,7 @@ class DenoisingReportHandler:
     """Write ``<output name>_qa.png`` and ``<output name>.json`` for every denoised input.
 
     Attach to a MONAI evaluator whose postprocessing saves the output and stores its path under
-    ``path_key`` (:class:`c2s_monai.writers.SaveDenoisedd`).
+    ``path_key`` (:class:`c2s_monai.io.writers.SaveDenoisedd`).
 
     Args:
         output_dir: folder for the reports when an item has no saved output.

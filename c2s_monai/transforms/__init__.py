@@ -7,7 +7,7 @@
   :class:`SimulateNoisyd` (synthetic-noise pairs), each with MONAI's ``D``/``Dict`` aliases.
 
 Also reachable here, defined beside what they read or write: :class:`LoadVolume`/:class:`LoadVolumed`
-(:mod:`c2s_monai.readers`), :class:`SaveDenoisedd` (:mod:`c2s_monai.writers`) and
+(:mod:`c2s_monai.io.readers`), :class:`SaveDenoisedd` (:mod:`c2s_monai.io.writers`) and
 :class:`StackContrasts`/:class:`StackContrastsd` (:mod:`c2s_monai.multicontrast`).
 
 >>> import torch
@@ -53,9 +53,9 @@ from c2s_monai.transforms.dictionary import (
 
 # Defined beside what they read or write; imported on first use (their modules import this package).
 _ELSEWHERE = {
-    "LoadVolume": "c2s_monai.readers",
-    "LoadVolumed": "c2s_monai.readers",
-    "SaveDenoisedd": "c2s_monai.writers",
+    "LoadVolume": "c2s_monai.io.readers",
+    "LoadVolumed": "c2s_monai.io.readers",
+    "SaveDenoisedd": "c2s_monai.io.writers",
     "StackContrasts": "c2s_monai.multicontrast",
     "StackContrastsd": "c2s_monai.multicontrast",
 }

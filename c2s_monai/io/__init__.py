@@ -1,12 +1,19 @@
-"""Reading noisy volumes and writing denoised ones.
+"""Everything that touches files: reading noisy volumes, writing denoised ones, listing inputs, sample data.
 
-Volumes are read with :class:`~c2s_monai.readers.LoadVolume` (NIfTI through MONAI's
-``LoadImage``, DICOM series, HDF5) and checked by :class:`~c2s_monai.transforms.EnsureVolume`,
-as channel-first ``MetaTensor`` of shape ``(1, H, W, D)`` in float32: a 2D image gets ``D = 1``
-and a 4D file whose fourth axis has length 1 is squeezed. Denoised volumes are written as
-NIfTI with the input's affine and header (data type float32), atomically (a temporary file in
-the output folder, then a rename: a file appears complete or not at all), and never over the
-input.
+- :mod:`c2s_monai.io.readers`: :class:`~c2s_monai.io.readers.LoadVolume` (NIfTI through MONAI's
+  ``LoadImage``, DICOM series, HDF5) and :func:`~c2s_monai.io.readers.list_inputs` (the inputs of
+  a folder, never an output);
+- :mod:`c2s_monai.io.writers`: NIfTI and DICOM-series output, the bundle's ``SaveDenoisedd``;
+- :mod:`c2s_monai.io.sample_data`: the public scans the bundle, tests and benchmarks use;
+- this module: one checked volume in (:func:`load_volume`), atomic writes, output paths.
+
+Volumes are read with :class:`~c2s_monai.io.readers.LoadVolume` and checked by
+:class:`~c2s_monai.transforms.EnsureVolume`, as channel-first ``MetaTensor`` of shape
+``(1, H, W, D)`` in float32: a 2D image gets ``D = 1`` and a 4D file whose fourth axis has
+length 1 is squeezed. Denoised volumes are written as NIfTI with the input's affine and
+header (data type float32), atomically (a temporary file in the output folder, then a
+rename: a file appears complete or not at all), and never over the input. Output names
+follow :mod:`c2s_monai.naming`.
 """
 
 from __future__ import annotations
@@ -22,15 +29,15 @@ import torch
 from monai.data import MetaTensor
 
 from c2s_monai.errors import InputError
+from c2s_monai.io.readers import LoadVolume
 from c2s_monai.naming import output_path
-from c2s_monai.readers import LoadVolume
 from c2s_monai.transforms import EnsureVolume
 
 
 def load_volume(path: str | os.PathLike, num_channels: int | None = 1) -> MetaTensor:
     """Load one noisy volume as a validated float32 ``MetaTensor`` ``(1, H, W, D)``.
 
-    Any input :class:`~c2s_monai.readers.LoadVolume` reads (NIfTI, a DICOM series folder, HDF5),
+    Any input :class:`~c2s_monai.io.readers.LoadVolume` reads (NIfTI, a DICOM series folder, HDF5),
     checked by :class:`~c2s_monai.transforms.EnsureVolume`; ``num_channels=None`` accepts a 4D
     series as ``(volumes, H, W, D)``. A bad file raises :class:`~c2s_monai.errors.InputError`
     (``FileNotFoundError`` for a missing one) naming it.
