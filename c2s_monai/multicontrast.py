@@ -109,6 +109,11 @@ def check_contrasts(contrasts) -> list[str]:
     return names
 
 
+def optional_contrasts(value) -> list[str] | None:
+    """:func:`check_contrasts` of ``value``, or ``None`` when none are named."""
+    return None if value is None else check_contrasts(value)
+
+
 def rotate_target(order: Sequence[str], target: str) -> list[str]:
     """The channel order of the network for ``target``: ``target`` first, then the others in ``order``."""
     order = list(order)

@@ -1,0 +1,165 @@
+"""Denoising files from Python: :func:`denoise` (one input) and :func:`denoise_files` (many, going on past bad ones).
+
+The settings of a batch call are checked before any input is read (:func:`check_settings`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from c2s_monai import defaults
+from c2s_monai.api.models import load_network, trained_with_rician_vst, training_setting
+from c2s_monai.batch import BatchSummary
+from c2s_monai.context import (
+    AUTO,
+)
+from c2s_monai.errors import InputError
+from c2s_monai.inferers import C2SInferer, denoising_record
+from c2s_monai.io import (
+    check_output_path,
+    check_writable_folder,
+    default_output_path,
+    load_volume,
+    save_like,
+)
+from c2s_monai.io.readers import list_inputs
+from c2s_monai.io.writers import save_nifti
+from c2s_monai.naming import input_kind
+from c2s_monai.settings import parse_flag
+from c2s_monai.transforms import EnsureVolume
+
+logger = logging.getLogger(__name__)
+
+def denoise(
+    input_file: str | os.PathLike,
+    model: str | os.PathLike | torch.nn.Module,
+    output_file: str | os.PathLike | None = None,
+    sigma_data: float | str = defaults.SIGMA_DATA,
+    flips: int = defaults.FLIPS,
+    device: str = "cpu",
+    each_volume: bool = False,
+    autocast_dtype: str = defaults.AUTOCAST_DTYPE,
+    rician_vst: bool | None = None,
+    context_slices: int | str = defaults.CONTEXT_SLICES,
+    slice_axis: int | str | None = None,
+) -> Path:
+    """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
+
+    ``input_file`` is NIfTI (the output keeps its affine and header, float32 voxels), a DICOM
+    series folder or an HDF5 file (the output has the reader's affine). With ``each_volume``,
+    a 4D series is denoised volume by volume (each at its own noise level) into one 4D
+    output. Returns the output path; the input is never overwritten, and a bad input raises
+    :class:`~c2s_monai.errors.InputError` before anything is written. ``rician_vst``: denoise
+    through the Rician VST (:mod:`c2s_monai.vst`); ``None`` follows what :func:`train` recorded
+    beside the weights. ``context_slices``: ``"auto"`` (the network's context; a single 2D
+    image falls back to zero context) or the network's ``K`` as an explicit request, refused
+    for a 2D image; ``slice_axis``: ``"auto"`` (largest voxel spacing), 0, 1 or 2, ``None``:
+    as trained (:class:`c2s_monai.C2SInferer`).
+    """
+    output_file = check_output_path(input_file, output_file if output_file is not None else default_output_path(input_file))
+    rician_vst = trained_with_rician_vst(model) if rician_vst is None else bool(parse_flag(rician_vst, "rician_vst"))
+    if slice_axis is None:
+        slice_axis = training_setting(model, "slice_axis", AUTO)
+    inferer = C2SInferer(
+        sigma_data=sigma_data, flips=flips, autocast_dtype=autocast_dtype, rician_vst=rician_vst, context_slices=context_slices,
+        slice_axis=slice_axis,
+    )
+    network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
+    check_writable_folder(output_file.parent, create=False)
+    volumes = load_volume(input_file, num_channels=None if parse_flag(each_volume, "each_volume") else 1)
+    denoised = []
+    for index in range(volumes.shape[0]):
+        volume = volumes[index : index + 1]
+        if volumes.shape[0] > 1:
+            try:
+                volume = EnsureVolume(num_channels=1)(volume)
+            except InputError as error:
+                raise InputError(f"{error} (volume {index} of the series)") from error
+        output = inferer(volume.unsqueeze(0).to(device), network)
+        denoised.append(output[0, 0])
+        logger.info("%s: sigma_data = %.6g (image units)", input_file, denoising_record(output)["sigma_data"])
+    result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
+    if input_kind(input_file) == "nifti":
+        return save_like(result, input_file, output_file)
+    return save_nifti(result, volumes.meta["affine"], output_file)
+
+
+# Settings of the batch functions that the inferer checks, and the yes/no ones.
+_INFERER_SETTINGS = ("sigma_data", "flips", "autocast_dtype", "context_slices", "slice_axis")
+
+
+_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides")
+
+
+def check_settings(function, options: Mapping, passed: Sequence[str]) -> None:
+    """Check the settings a batch call forwards to ``function`` before any input is read.
+
+    An unknown name (a typo) is one ``TypeError`` naming it and the known ones; a bad value
+    (``flips=3``, ``sigma_data="guess"``) is the inferer's or :func:`parse_flag`'s one
+    ``ValueError``, so a bad setting stops the run at once instead of failing every input.
+    """
+    known = [name for name in inspect.signature(function).parameters if name not in passed]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{function.__name__}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}.")
+    C2SInferer(**{name: options[name] for name in _INFERER_SETTINGS if options.get(name) is not None}, check_noise=False)
+    for name in _FLAG_SETTINGS:
+        if options.get(name) is not None:
+            parse_flag(options[name], name)
+
+
+def denoise_files(
+    inputs: Sequence[str | os.PathLike],
+    model: str | os.PathLike | torch.nn.Module,
+    output_dir: str | os.PathLike | None = None,
+    summary_file: str | os.PathLike | None = None,
+    device: str = "cpu",
+    **options,
+) -> BatchSummary:
+    """Denoise every input (files, DICOM series folders, folders of them), going on past bad ones.
+
+    Each input is written as by :func:`denoise` into ``output_dir`` (default: beside it). A
+    bad input is recorded and skipped, nothing written for it; at the end the outcome of every
+    input is written to ``summary_file`` (default ``<output_dir>/summary.json``; none without
+    either) and returned as a :class:`~c2s_monai.batch.BatchSummary`, whose ``check()`` raises
+    if any input failed. A bad model, setting or output folder stops the run at once.
+
+    Args:
+        inputs: files and folders; a folder is expanded by :func:`c2s_monai.io.readers.list_inputs`.
+        model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
+            ``context_slices``, ``slice_axis``).
+    """
+    check_settings(denoise, options, passed=("input_file", "model", "output_file", "device"))
+    if options.get("rician_vst") is None:
+        options["rician_vst"] = trained_with_rician_vst(model)  # the network object below no longer knows
+    if options.get("slice_axis") is None:
+        options["slice_axis"] = training_setting(model, "slice_axis", AUTO)
+    network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
+    if output_dir is not None:
+        check_writable_folder(output_dir)
+    summary_file = summary_file if summary_file is not None else (Path(output_dir) / "summary.json" if output_dir is not None else None)
+    files, unlisted = [], []
+    for item in inputs:
+        if Path(item).is_dir():
+            try:
+                files.extend(list_inputs(item))
+            except (InputError, FileNotFoundError) as error:
+                unlisted.append((str(item), error))
+        else:
+            files.append(str(item))
+    summary = BatchSummary(summary_file, inputs=[item for item, _ in unlisted] + files)
+    for item, error in unlisted:
+        summary.failed(item, "list", error)
+    for file in files:
+        try:
+            summary.denoised(file, denoise(file, network, default_output_path(file, output_dir), device=device, **options))
+        except Exception as error:  # noqa: BLE001  one input's failure is not the run's
+            summary.failed(file, "denoise", error)
+    summary.write()
+    return summary
