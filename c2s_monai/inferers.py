@@ -115,6 +115,14 @@ FLIP_ENSEMBLES = {
 class C2SInferer(Inferer):
     """Slice-wise, batched, padded C2S denoising (see the module docstring).
 
+    >>> import torch
+    >>> from c2s_monai import NoiseConditionedUNet
+    >>> network = NoiseConditionedUNet(features=(8, 8, 16, 32, 64, 8)).eval()
+    >>> volume = 100 + 10 * torch.rand(1, 1, 40, 36, 3)  # (B, C, H, W, slices), scanner units
+    >>> denoised = C2SInferer(sigma_data=10.0)(volume, network)
+    >>> denoised.shape, denoising_record(denoised)["sigma_data"]
+    (torch.Size([1, 1, 40, 36, 3]), 10.0)
+
     Args:
         sigma_data: noise std in the image's units, or ``"auto"``/``"mad"``/``"background"``;
             or a mapping of those by target contrast name.

@@ -69,6 +69,14 @@ class GDSMLoss(nn.Module):
         max_weight: cap of ``1/gamma^2`` (>= 1).
         noise_model: ``"gaussian"`` or ``"rician"``.
         tau_sampling: ``"tau"`` (uniform added level) or ``"sigma"`` (uniform total level).
+
+    >>> import torch
+    >>> from c2s_monai import GDSMLoss, NoiseConditionedUNet
+    >>> network = NoiseConditionedUNet(features=(8, 8, 16, 32, 64, 8))
+    >>> noisy = torch.rand(2, 1, 32, 32)  # a batch of noisy patches in network units
+    >>> loss = GDSMLoss()(network, noisy, sigma_data=0.05, generator=torch.Generator().manual_seed(0))
+    >>> loss.shape, bool(loss > 0)
+    (torch.Size([]), True)
     """
 
     def __init__(

@@ -92,6 +92,12 @@ class EnsureVolume(Transform):
 class ScaleNoisyImage(Transform):
     """Return ``(image / scale, sigma_data / scale, scale)`` for a channel-first image.
 
+    >>> import torch
+    >>> image = torch.linspace(0, 200, 1000).reshape(1, 10, 10, 10)
+    >>> scaled, sigma, scale = ScaleNoisyImage(sigma_data=5.0, percentile=100)(image)
+    >>> scale, sigma, float(scaled.max())
+    (200.0, 0.025, 1.0)
+
     Channel 0 (the target) is divided by its own scale ``scale``; with ``channel_scaling="per_channel"``
     each further channel (a guide contrast) is divided by its own robust scale (kept in
     ``channel_scales`` in :meth:`measure`), so every channel is about [0, 1]; with ``"target"`` every channel is
