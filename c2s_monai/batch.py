@@ -217,12 +217,12 @@ class GuardIteration:
 
     def __call__(self, engine: Engine, batchdata: dict):
         try:
-            return engine._iteration(engine, batchdata)
+            return engine._iteration(engine, batchdata)  # type: ignore[attr-defined]  # a MONAI Workflow's own iteration
         except Exception as error:  # one input's failure (noise estimation, memory, writing) is not the run's
             for source in _items(batchdata.get(self.source_key)):
                 self.summary.failed(source, "denoise", error)
             if not self.skip_failures:
                 self.summary.write()
                 raise
-            engine.state.batch = []
+            engine.state.batch = []  # type: ignore[assignment]  # ignite annotates State.batch as int | None; it holds the batch
             return []

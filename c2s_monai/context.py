@@ -64,7 +64,7 @@ def check_context_slices(value) -> int | str:
         valid = number is not None and number == float(value) and number >= 0
     except (TypeError, ValueError):
         valid = False
-    if not valid:
+    if not valid or number is None:
         raise InputError(f"context_slices must be 'auto' or an integer >= 0 (slices on each side of the target), got {value!r}.")
     return number
 
@@ -157,7 +157,7 @@ def check_slice_axis(setting) -> int | str:
         valid = axis in (-1, 0, 1, 2) and axis == float(setting)
     except (TypeError, ValueError):
         valid = False
-    if not valid:
+    if not valid or axis is None:
         raise InputError(f"slice_axis must be 'auto' (the axis of largest voxel spacing) or a spatial axis 0, 1 or 2, got {setting!r}.")
     return axis % 3
 

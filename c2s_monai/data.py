@@ -18,6 +18,7 @@ on the target's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from monai.data import CacheDataset, DataLoader
@@ -189,7 +190,7 @@ def training_loader(
             spatial_dims=spatial_dims,
         )
     else:
-        data = target_items(files, [channels[0]])
+        data = target_items(cast(Sequence[Mapping[str, str]], files), [channels[0]])  # with channels, files are subjects
         if rician_vst:
             raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
         head = multicontrast_volume_transforms(

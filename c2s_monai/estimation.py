@@ -118,7 +118,7 @@ def has_noise_background(image, min_fraction: float = 0.05) -> bool:
     except ValueError:
         return False
     bright = np.percentile(array, 99)
-    return sigma < 0.1 * bright and np.mean(array < 3.0 * sigma) >= min_fraction
+    return bool(sigma < 0.1 * bright and np.mean(array < 3.0 * sigma) >= min_fraction)
 
 
 def estimate_sigma(image, method: str = "auto") -> float:

@@ -35,7 +35,8 @@ NO_REFERENCE_METRICS = ("residual_std_ratio", "residual_correlation", "remaining
 def slices_as_samples(output: Sequence[Mapping] | Mapping, keys: Sequence[str] = ("pred", "label")) -> tuple[list, list]:
     """``output_transform`` for slice-wise 2D metrics: every ``(C, H, W)`` slice of every volume is a sample."""
     items = [output] if isinstance(output, Mapping) else list(output)
-    first, second = [], []
+    first: list[torch.Tensor] = []
+    second: list[torch.Tensor] = []
     for item in items:
         a, b = torch.as_tensor(item[keys[0]]), torch.as_tensor(item[keys[1]])
         if a.ndim == 3:

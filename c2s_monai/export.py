@@ -98,7 +98,7 @@ def export_onnx(network: torch.nn.Module, path: str | os.PathLike, opset: int = 
     def write(temporary: str) -> None:
         import onnx
 
-        program.save(temporary, external_data=False)
+        program.save(temporary, external_data=False)  # type: ignore[union-attr]  # export(dynamo=True) returns a program, never None
         model = onnx.load(temporary)
         onnx.helper.set_model_props(model, layout)
         onnx.save(model, temporary)

@@ -276,7 +276,7 @@ class C2SInferer(Inferer):
         """``(voxel spacing, file name)`` of each sample of a (batched) MONAI input; ``None``/a default where unknown."""
         meta = getattr(inputs, "meta", None) or {}
         affine, names = meta.get("affine"), meta.get("filename_or_obj")
-        affines = [None] * len(inputs)
+        affines: list[torch.Tensor | None] = [None] * len(inputs)
         if affine is not None:
             affine = torch.as_tensor(affine)
             affines = list(affine) if affine.ndim == 3 else [affine] * len(inputs)
@@ -294,7 +294,7 @@ class C2SInferer(Inferer):
     def _network(network, target: str | None):
         if not isinstance(network, nn.ModuleDict):
             return network
-        if target not in network:
+        if target is None or target not in network:
             raise InputError(
                 f"no network for the target contrast {target!r} (networks for {list(network.keys())}): name the target of "
                 "each input (target_contrast) and give a network for it."
@@ -302,7 +302,7 @@ class C2SInferer(Inferer):
         return network[target]
 
     @torch.no_grad()
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         inputs: torch.Tensor,
         network,
@@ -352,11 +352,11 @@ class C2SInferer(Inferer):
                 info.update(context_slices=k, context=how)
                 rows = context_indices(volume.shape[-1], k)
                 starts = range(0, volume.shape[-1], self.slice_batch)
-                denoised = [
+                slice_batches = [
                     self._denoise_slices(sample_network, context_stack(volume, rows[start : start + self.slice_batch], k), sigma)
                     for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
                 ]
-                denoised = torch.cat(denoised).permute(1, 2, 3, 0)
+                denoised = torch.cat(slice_batches).permute(1, 2, 3, 0)
             denoised = torch.movedim(denoised, -1, 1 + axis)
             if self.rician_vst:
                 denoised = rician_vst_inverse(denoised, sigma)

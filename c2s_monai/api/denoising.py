@@ -154,8 +154,8 @@ def denoise_files(
         else:
             files.append(str(item))
     summary = BatchSummary(summary_file, inputs=[item for item, _ in unlisted] + files)
-    for item, error in unlisted:
-        summary.failed(item, "list", error)
+    for item, list_error in unlisted:
+        summary.failed(item, "list", list_error)
     for file in files:
         try:
             summary.denoised(file, denoise(file, network, default_output_path(file, output_dir), device=device, **options))

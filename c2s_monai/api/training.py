@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from monai.utils import set_determinism
@@ -53,7 +54,7 @@ from c2s_monai.settings import parse_flag
 logger = logging.getLogger(__name__)
 
 def train(
-    files: Sequence[str | os.PathLike],
+    files: Sequence[str | os.PathLike] | Sequence[Mapping[str, str]],
     output_dir: str | os.PathLike,
     sigma_data: float | str = defaults.SIGMA_DATA,
     noise_model: str = defaults.NOISE_MODEL,
@@ -119,7 +120,7 @@ def train(
     spatial_dims = check_spatial_dims(spatial_dims)
     context_slices = check_context_slices(context_slices)
     slice_axis = check_slice_axis(slice_axis)
-    network_args = {
+    network_args: dict[str, Any] = {
         "spatial_dims": spatial_dims,
         "in_channels": in_channels,
         "context_slices": model_context_slices(spatial_dims, context_slices),
@@ -129,7 +130,7 @@ def train(
     network = load_pretrained(NoiseConditionedUNet(**network_args), pretrained).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     # loads and checks every file first: a bad one stops the run before anything is written
-    items = [str(f) for f in files] if channels is None else list(files)
+    items = [str(f) for f in files] if channels is None else list(cast(Sequence[Mapping[str, str]], files))  # with channels, files are subjects
     loader = training_loader(
         items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides,
         rician_vst=rician_vst, context_slices=context_slices, spatial_dims=spatial_dims, slice_axis=slice_axis,

@@ -119,8 +119,9 @@ class RandomState:
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state()
-        if self._generator() is not None:
-            state["sampler"] = self._generator().get_state()
+        generator = self._generator()
+        if generator is not None:
+            state["sampler"] = generator.get_state()
         return state
 
     def state_dict(self) -> dict:
@@ -153,5 +154,6 @@ class RandomState:
                 if "R" not in vars(transforms[path]):  # it still draws from the shared generator: give it its own
                     transforms[path].set_random_state(state=np.random.RandomState())
                 _set_numpy_state(transforms[path].R, saved)
-        if "sampler" in state and self._generator() is not None:
-            self._generator().set_state(state["sampler"])
+        generator = self._generator()
+        if "sampler" in state and generator is not None:
+            generator.set_state(state["sampler"])

@@ -111,7 +111,8 @@ def create_trainer(
     total = epochs * iterations_per_epoch
     warmup = min(warmup_iterations, max(1, total // 5))
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=warmup, t_total=total)
-    handlers = [LrScheduleHandler(scheduler, print_lr=False, epoch_level=False), StatsHandler(iteration_log=False, tag_name="loss")]
+    # MONAI's annotation names torch's legacy _LRScheduler; WarmupCosineSchedule is an LRScheduler, stepped the same way
+    handlers = [LrScheduleHandler(scheduler, print_lr=False, epoch_level=False), StatsHandler(iteration_log=False, tag_name="loss")]  # type: ignore[arg-type]
     trainer = SupervisedTrainer(
         device=torch.device(device),
         max_epochs=epochs,
@@ -120,12 +121,12 @@ def create_trainer(
         network=network,
         optimizer=optimizer,
         loss_function=loss_function,
-        iteration_update=GDSMIteration(autocast_dtype=autocast_dtype),
+        iteration_update=GDSMIteration(autocast_dtype=autocast_dtype),  # type: ignore[arg-type]  # MONAI calls it with the trainer itself
         train_handlers=handlers + list(train_handlers or []),
         amp=False,
         decollate=False,
     )
-    trainer.lr_scheduler = scheduler  # for callers that resize the schedule (benchmarks/volumetric.py: a time budget)
+    trainer.lr_scheduler = scheduler  # type: ignore[attr-defined]  # an attribute of ours, for callers that resize the schedule (benchmarks/volumetric.py: a time budget)
     ema = WarmupEMAHandler(network, momentum=ema_momentum)
     ema.attach(trainer)
     if checkpoint_dir is not None:

@@ -91,7 +91,7 @@ def inflate_context(state: dict, network: torch.nn.Module) -> dict:
     old = state.get(FIRST_CONV) if isinstance(state, dict) else None
     if not context or current is None or old is None or old.shape == current.shape:
         return state
-    contrasts, block = int(network.in_channels), 2 * context + 1
+    contrasts, block = int(network.in_channels), 2 * context + 1  # type: ignore[arg-type]  # a plain int attribute; Module.__getattr__ is annotated for tensors and submodules
     extra = old.shape[1] - contrasts  # the level-map channel, if any
     if old.shape[0] != current.shape[0] or old.shape[2:] != current.shape[2:] or current.shape[1] != contrasts * block + extra:
         return state

@@ -34,7 +34,7 @@ class WarmupEMAHandler(EMAHandler):
     resumed run goes on with the momentum where the checkpoint left it.
     """
 
-    def attach(self, engine, name: str = "ema_momentum", warn_if_exists: bool = False, event=Events.ITERATION_COMPLETED) -> None:  # type: ignore[override]
+    def attach(self, engine, name: str = "ema_momentum", warn_if_exists: bool = False, event=Events.ITERATION_COMPLETED) -> None:
         warmup = EMAWarmup(self.momentum)
 
         def set_momentum(engine: Engine) -> None:

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,13 +192,13 @@ class DenoisingReportHandler:
             "qa_figure": _absolute(figure),
             "sigma_data": sigma,
             "sigma_source": sigma_source,
-            "flips": len(getattr(engine.inferer, "flips", ())) or None,
+            "flips": len(getattr(engine.inferer, "flips", ())) or None,  # type: ignore[attr-defined]  # a MONAI evaluator's inferer
             "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
             **({"volume": volume} if volume else {}),
             **_contrast_fields(meta),
             "seconds_total": seconds,
             "seconds_denoising": max(0.0, self._forward_done - self._start) / count if self._forward_done else None,
-            "device": str(engine.state.device),
+            "device": str(engine.state.device),  # type: ignore[attr-defined]  # MONAI's Workflow adds device to ignite's State
             **self.extra,
         }
         if sigma:
@@ -240,7 +241,7 @@ class NoReferenceReportHandler:
             sigma = denoising_record(item[self.pred_key]).get("sigma_data")
             if sigma is None:
                 raise RuntimeError("NoReferenceReportHandler needs predictions made by C2SInferer (their metadata holds the sigma used).")
-            values = no_reference_metrics(_target_volume(item[self.image_key]), _target_volume(item[self.pred_key]), sigma)
+            values: dict[str, Any] = no_reference_metrics(_target_volume(item[self.image_key]), _target_volume(item[self.pred_key]), sigma)
             values["sigma_data"] = sigma
             values["input"] = str(getattr(item[self.image_key], "meta", {}).get("filename_or_obj", ""))
             self._values.append(values)

@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -45,7 +46,8 @@ def load_volume(path: str | os.PathLike, num_channels: int | None = 1) -> MetaTe
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; check the path.")
-    return EnsureVolume(num_channels)(LoadVolume()(str(path)))
+    # LoadVolume gives a MetaTensor and EnsureVolume's torch operations keep it one
+    return cast(MetaTensor, EnsureVolume(num_channels)(LoadVolume()(str(path))))
 
 
 def default_output_path(input_path: str | os.PathLike, output_dir: str | os.PathLike | None = None) -> Path:
@@ -96,7 +98,7 @@ def save_like(volume: torch.Tensor | np.ndarray, reference_path: str | os.PathLi
     trailing ``D = 1`` is dropped again when the reference is 2D.
     """
     output_path = check_output_path(reference_path, output_path)
-    reference = nib.load(str(reference_path))
+    reference = cast(nib.Nifti1Image, nib.load(str(reference_path)))  # a NIfTI (its header is copied); nib.load is annotated with the base class
     data = np.asarray(volume.detach().cpu() if isinstance(volume, torch.Tensor) else volume, dtype=np.float32)
     data = data.reshape(data.shape[1:]) if data.ndim == 4 and data.shape[0] == 1 else data
     data = data.reshape(reference.shape) if data.size == int(np.prod(reference.shape)) else data

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -394,7 +395,7 @@ def _unreadable(path: Path, kind: str, error: BaseException) -> str:
     """The message for an input no reader could read: a non-numeric NIfTI, a damaged file, an unknown type."""
     if kind == "nifti":
         try:
-            dtype = nib.load(str(path)).get_data_dtype()
+            dtype = cast(nib.Nifti1Image, nib.load(str(path))).get_data_dtype()  # a NIfTI: nib.load is annotated with the base class
         except Exception:  # noqa: BLE001 (the header itself is damaged: the generic message below)
             dtype = None
         if dtype is not None and (dtype.names or dtype.kind not in "biufc"):
@@ -426,8 +427,8 @@ class LoadVolumed(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.loader = LoadVolume(h5_key=h5_key, series_uid=series_uid)
 
-    def __call__(self, data: Mapping[Hashable, PathLike]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
+    def __call__(self, data: Mapping[Hashable, PathLike]) -> dict[Hashable, Any]:
+        d: dict[Hashable, Any] = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.loader(d[key])
         return d

@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
 import torch
 
 from c2s_monai.noise import add_noise
+
+
+def _load_nifti(path: Path) -> nib.Nifti1Image:
+    """``nib.load`` of one of the NIfTI files below, typed as a NIfTI image (``nib.load`` is annotated with the base class)."""
+    return cast(nib.Nifti1Image, nib.load(str(path)))
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -67,13 +73,13 @@ def mni152_contrast(name: str) -> np.ndarray:
     """
     if name not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {name!r}.")
-    t1 = np.asarray(nib.load(str(mni152_t1_path())).dataobj, dtype=np.float32)
+    t1 = np.asarray(_load_nifti(mni152_t1_path()).dataobj, dtype=np.float32)
     t1 /= t1.max()
     if name == "t1":
         return t1
     from scipy import ndimage
 
-    gm, wm = (np.asarray(nib.load(str(mni152_tissue_path(t))).dataobj, dtype=np.float32) / 255.0 for t in ("gm", "wm"))
+    gm, wm = (np.asarray(_load_nifti(mni152_tissue_path(t)).dataobj, dtype=np.float32) / 255.0 for t in ("gm", "wm"))
     brain = ndimage.binary_fill_holes(gm + wm > 0.3)
     brain = ndimage.binary_fill_holes(ndimage.binary_closing(ndimage.binary_dilation(brain, iterations=1), iterations=4))
     brain = brain.astype(np.float32)
@@ -85,7 +91,7 @@ def mni152_contrast(name: str) -> np.ndarray:
 
 def mni152_t1_slices(first: int = 40, last: int = 140, step: int = 2) -> np.ndarray:
     """Axial slices ``[first:last:step]`` of the MNI T1, scaled to [0, 1], shape ``(N, 197, 233)``."""
-    volume = np.asarray(nib.load(str(mni152_t1_path())).dataobj, dtype=np.float32)
+    volume = np.asarray(_load_nifti(mni152_t1_path()).dataobj, dtype=np.float32)
     volume = volume / volume.max()
     return np.ascontiguousarray(np.moveaxis(volume[:, :, first:last:step], -1, 0))
 
@@ -143,7 +149,7 @@ def write_pretraining_set(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    affine = nib.load(str(mni152_t1_path())).affine
+    affine = _load_nifti(mni152_t1_path()).affine
     written = []
     index = 0
     for contrast in contrasts:
@@ -183,7 +189,7 @@ def write_multicontrast_subject(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    template_affine = nib.load(str(mni152_t1_path())).affine
+    template_affine = _load_nifti(mni152_t1_path()).affine
     written = {}
     for index, name in enumerate(CONTRASTS):
         clean, affine = _plane_volume(mni152_contrast(name), template_affine, 2, first, last, step)

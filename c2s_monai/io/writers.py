@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -222,7 +223,7 @@ class SaveDenoisedd(MapTransform):
     def _target(self, source: Path, suffix: str, subfolder: str = "") -> Path:
         return output_path(source, self.output_dir or None, self.output_postfix, suffix, subfolder)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         reference = d[self.reference_key]
         meta = getattr(reference, "meta", {})

@@ -156,12 +156,12 @@ def target_items(subjects: Sequence[Mapping], targets: Sequence[str], check_outp
             if item["target_contrast"] not in item:
                 continue
             key = (item["subject"], output_stem(item[item["target_contrast"]]))
-            subject = index // max(1, len(targets))
+            subject_index = index // max(1, len(targets))
             if key in seen and seen[key][0] != item["source"]:
                 advice = (
-                    "rename one of them" if seen[key][1] == subject
+                    "rename one of them" if seen[key][1] == subject_index
                     else "give each subject an id (`subject` in the datalist; outputs then go to <output_dir>/<subject>/)"
                 )
                 raise InputError(f"{seen[key][0]} and {item['source']} would be written to one output ({key[1]}_denoised): {advice}.")
-            seen[key] = (item["source"], subject)
+            seen[key] = (item["source"], subject_index)
     return items

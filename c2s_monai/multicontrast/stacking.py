@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,9 +88,10 @@ class StackContrasts(Transform):
         self.resample = parse_flag(resample, "resample_guides")
         self.tolerance = float(tolerance)
         self.min_coverage = float(min_coverage)
-        self.resampler = ResampleToMatch(mode="bilinear", padding_mode="zeros", dtype=torch.float32)
+        # MONAI annotates dtype as a numpy dtype; it takes torch dtypes too (get_equivalent_dtype)
+        self.resampler = ResampleToMatch(mode="bilinear", padding_mode="zeros", dtype=torch.float32)  # type: ignore[arg-type]
 
-    def __call__(self, images: Sequence[torch.Tensor], names: Sequence[str]) -> MetaTensor:
+    def __call__(self, images: Sequence[torch.Tensor], names: Sequence[str]) -> MetaTensor:  # type: ignore[override]  # images and their names, not one data item
         if len(images) != len(names) or not images:
             raise ValueError(f"StackContrasts needs one name per image, got {len(images)} images and names {list(names)}.")
         target = images[0]
@@ -133,7 +135,7 @@ class StackContrasts(Transform):
             "%s (%s) resampled onto the grid of %s (%s): %s; it covers %.0f%% of that field of view.",
             guide_file, name, target_file, target_name, difference, 100 * coverage,
         )
-        return resampled[:1].as_tensor()
+        return resampled[:1].as_tensor()  # type: ignore[attr-defined]  # a MetaTensor: MONAI annotates ResampleToMatch's result as a Tensor
 
 
 def subject_label(data: Mapping, contrasts: Sequence[str], subject_key: str = "subject") -> str:
@@ -200,7 +202,7 @@ class StackContrastsd(MapTransform):
         self.subject_key = subject_key
         self.stacker = StackContrasts(resample, tolerance, min_coverage)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         target = self.target or d.get(self.target_key) or self.contrasts[0]
         channels = rotate_target(self.contrasts, str(target))

@@ -188,7 +188,7 @@ class RicianVST(Transform):
     known, and only the target is re-corrupted and predicted.
     """
 
-    def __call__(self, image, sigma: float):
+    def __call__(self, image, sigma: float):  # type: ignore[override]  # an image and its noise level, not one data item
         out = image.clone() if isinstance(image, torch.Tensor) else np.array(image, copy=True)
         out[0] = rician_vst(image[0], float(sigma))
         return out

@@ -125,7 +125,7 @@ class RandContextSliced(RandomizableTransform, MapTransform):
         self.context_slices = int(context_slices)
         self._slice = 0
 
-    def randomize(self, depth: int) -> None:  # type: ignore[override]
+    def randomize(self, depth: int) -> None:
         self._slice = int(self.R.randint(depth))
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
