@@ -391,9 +391,10 @@ def test_inference_reads_hdf5(data, tmp_path):
     assert output.shape == (40, 36, 3)
 
 
-def test_evaluate_synthetic_noise_writes_metrics(data, tmp_path):
+@pytest.mark.parametrize("base", ["inference.json", "train.json"])  # train.json first: the Model Zoo's convention
+def test_evaluate_synthetic_noise_writes_metrics(data, tmp_path, base):
     workflow = _workflow(
-        ["inference.json", "evaluate.json"], "eval", **TINY, dataset_dir=str(data / "clean"), synthetic_sigma=0.1,
+        [base, "evaluate.json"], "eval", **TINY, dataset_dir=str(data / "clean"), synthetic_sigma=0.1,
         sigma_data=0.1, ckpt_path=str(data / "tiny_model.pt"), output_dir=str(tmp_path),
     )
     assert workflow.check_properties() == []
