@@ -45,12 +45,21 @@ from c2s_monai.io.readers import read_dicom_series
 from c2s_monai.naming import DENOISED_POSTFIX, input_kind, output_path, output_stem
 from c2s_monai.settings import parse_flag
 
-__all__ = ["SaveDenoisedd", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
+__all__ = ["SaveDenoisedd", "derived_image_type", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
 
 logger = logging.getLogger(__name__)
 
 DERIVED_IMAGE_TYPE = ["DERIVED", "SECONDARY", "DENOISED"]
+"""``ImageType`` of an output whose source has no values from the third on (see :func:`derived_image_type`)."""
 SERIES_NUMBER_OFFSET = 1000
+
+# DerivationCodeSequence (0008,9215), General Image Module: a code of CID 7203 "Image Derivation".
+# CID 7203 has no "denoising" concept; "Smoothing" is the nearest (noise reduction by filtering).
+# Values as pydicom ships them: pydicom.sr.codedict.codes.cid7203.Smoothing.
+DERIVATION_CODE = ("113087", "DCM", "Smoothing")
+# PurposeOfReferenceCodeSequence (0040,A170) of each SourceImageSequence item: a code of CID 7202
+# "Source Image Purposes of Reference" (pydicom.sr.codedict.codes.cid7202.SourceImageForImageProcessingOperation).
+SOURCE_PURPOSE_CODE = ("121322", "DCM", "Source image for image processing operation")
 
 
 def _as_volume(volume) -> np.ndarray:
@@ -125,8 +134,18 @@ def write_dicom_series(
 
     Each slice is written from the source slice at the same position: every tag is kept but
     the pixel data, ``SeriesInstanceUID`` (new, shared), ``SOPInstanceUID`` (new per slice),
-    ``SeriesNumber`` (+1000), ``SeriesDescription`` (``description`` appended), ``ImageType``
-    (``DERIVED\\SECONDARY\\DENOISED``) and the transfer syntax (explicit VR little endian).
+    ``SeriesNumber`` (+1000), ``SeriesDescription`` (``description`` appended), the transfer
+    syntax (explicit VR little endian) and the provenance tags:
+
+    - ``ImageType``: ``DERIVED\\SECONDARY`` then the source's values from the third on, then
+      ``DENOISED`` (:func:`derived_image_type`);
+    - ``DerivationDescription``: what was done, by which c2s-monai version, to which source
+      series (its ``SeriesInstanceUID``);
+    - ``DerivationCodeSequence``: ``(113087, DCM, "Smoothing")`` of CID 7203 "Image Derivation";
+    - ``SourceImageSequence``: one item, the source slice at the same position
+      (``ReferencedSOPClassUID``, ``ReferencedSOPInstanceUID``, purpose of reference
+      ``(121322, DCM, "Source image for image processing operation")`` of CID 7202).
+
     Files are ``IM_0001.dcm``... in slice order; returns their paths.
     """
     source, output_folder = Path(source), Path(output_folder)
@@ -150,7 +169,64 @@ def write_dicom_series(
     return [output_folder / name for name in names]
 
 
+def derived_image_type(source_image_type: Any) -> list[str]:
+    """``ImageType`` of a denoised image made from an image whose ``ImageType`` is ``source_image_type``.
+
+    DICOM PS3.3 C.7.6.1.1.2: value 1 is ``ORIGINAL`` or ``DERIVED`` (the pixels were derived from
+    other images: ``DERIVED``), value 2 ``PRIMARY`` or ``SECONDARY`` (made after the examination:
+    ``SECONDARY``), values 3 on are modality- and vendor-specific (for MR, e.g. ``OTHER``, ``MPR``;
+    vendors add ``M``/``P`` for magnitude/phase, ``NORM``, ``DIS2D``...). Those describe what the
+    pixels are, which denoising does not change, so they are kept, in order, and ``DENOISED``
+    is appended unless one of them already is ``DENOISED``. A source without values from the
+    third on (or without ``ImageType``) gives :data:`DERIVED_IMAGE_TYPE`, whose ``DENOISED`` at
+    value 3 is not a defined term of the MR Image Module: validators warn about it, Defined Terms
+    may be extended, and it is not an error.
+
+    >>> derived_image_type(["ORIGINAL", "PRIMARY", "M", "NORM", "DIS2D"])
+    ['DERIVED', 'SECONDARY', 'M', 'NORM', 'DIS2D', 'DENOISED']
+    >>> derived_image_type(["DERIVED", "SECONDARY", "DENOISED"])
+    ['DERIVED', 'SECONDARY', 'DENOISED']
+    >>> derived_image_type(None)
+    ['DERIVED', 'SECONDARY', 'DENOISED']
+    """
+    if source_image_type is None:
+        values: list[str] = []
+    elif isinstance(source_image_type, str):
+        values = source_image_type.split("\\")
+    else:
+        values = [str(v) for v in source_image_type]
+    specific = [v.strip() for v in values[2:]]
+    if "DENOISED" not in specific:
+        specific.append("DENOISED")
+    return ["DERIVED", "SECONDARY", *specific]
+
+
+def _code_item(code: tuple[str, str, str]) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code
+    return item
+
+
+def _source_image_item(sop_class: str, sop_instance: str) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    item.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_PURPOSE_CODE)]
+    return item
+
+
+def _derivation_description(source_series: str) -> str:
+    from c2s_monai import __version__  # here: c2s_monai imports this module
+
+    series = f"series {source_series}" if source_series else "a series without SeriesInstanceUID"
+    return f"C2S self-supervised denoising (c2s-monai {__version__}) of {series}"[:1024]
+
+
 def _write_series(data: np.ndarray, datasets: list, files: list[Path], folder: Path, description: str) -> list[str]:
+    # the source's identity, read before any dataset is changed
+    source_series = str(datasets[0].get("SeriesInstanceUID", "") or "")
+    sources = [(str(ds.SOPClassUID), str(ds.SOPInstanceUID)) for ds in datasets]
+    derivation = _derivation_description(source_series)
     new_series = generate_uid()
     written = []
     for index, (ds, path) in enumerate(zip(datasets, files)):
@@ -169,8 +245,10 @@ def _write_series(data: np.ndarray, datasets: list, files: list[Path], folder: P
         if "SeriesNumber" in ds and ds.SeriesNumber is not None:
             ds.SeriesNumber = int(ds.SeriesNumber) + SERIES_NUMBER_OFFSET
         ds.SeriesDescription = f"{ds.get('SeriesDescription', '')} {description}".strip()[:64]
-        ds.ImageType = DERIVED_IMAGE_TYPE
-        ds.DerivationDescription = f"{description} (c2s_monai) from series {datasets[0].SeriesInstanceUID}"[:1024]
+        ds.ImageType = derived_image_type(ds.get("ImageType"))
+        ds.DerivationDescription = derivation
+        ds.DerivationCodeSequence = [_code_item(DERIVATION_CODE)]
+        ds.SourceImageSequence = [_source_image_item(*sources[index])]
         if not hasattr(ds, "file_meta") or ds.file_meta is None:
             ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
