@@ -34,6 +34,12 @@ def _require(module: str):
 _require("monailabel")
 requests = _require("requests")
 
+import torch  # noqa: E402
+from helpers import make_dicom_series  # noqa: E402
+from monailabel.client import MONAILabelClient  # noqa: E402
+from monailabel.client.client import MONAILabelClientException  # noqa: E402
+from monailabel.interfaces.exception import ImageNotFoundException, MONAILabelError, MONAILabelException  # noqa: E402
+
 from c2s_monai.monailabel_adapter.task import BundleDenoiseTask, anchor_macro_paths  # noqa: E402  (after the skips above)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +103,7 @@ def test_task_reads_the_bundle_from_any_working_directory_and_returns_a_float_im
         assert np.isfinite(denoised).all()
         assert _slice_mad(denoised) < 0.75 * _slice_mad(noisy)
         assert result_json["sigma_data"] == pytest.approx(10.0) and result_json["sigma_source"] == "given"
+        assert result_json["device"] == "cpu"  # the device the network ran on
     finally:
         os.unlink(result)
     assert not list(Path(result).parent.glob("c2s_monailabel_*/*"))  # the per-request folders are gone
@@ -151,6 +158,8 @@ def server(tmp_path_factory):
     shutil.copy(APP / "main.py", app / "main.py")
     studies.mkdir()
     _dipy_crop(studies / "s0.nii.gz")
+    # a DICOM series in the server's working directory: what an unknown image id used to denoise ('' read as the cwd)
+    make_dicom_series(root, num_slices=3)
     port = _free_port()
     command = [
         sys.executable, "-m", "monailabel.main", "start_server",
@@ -235,6 +244,108 @@ def test_infer_on_an_uploaded_volume_with_request_options(server, tmp_path):
             data={"params": params}, timeout=REQUEST_TIMEOUT,
         ).json()
     assert report["sigma_data"] == pytest.approx(sigma) and report["sigma_source"] == "given"
+    assert report["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")  # the default: a GPU if there is one
     volume = report["volume"]  # the bundle's default 2.5D context, along the requested axis
     assert volume["context_slices"] == 2 and volume["slice_axis"] == 2 and volume["context"].startswith("reflected at the ends")
     assert set(volume["noise_correlation"]) >= {"across_slices", "in_plane", "independent"}
+
+
+# ---------------------------------------------------------------- errors and the device, through MONAI Label's client
+
+TASK_STARTED = "Infer Request (final)"  # logged by BasicInferTask.__call__ once it starts loading and denoising
+
+
+def _task_runs(server) -> int:
+    return (server["root"] / "server.log").read_text().count(TASK_STARTED)
+
+
+def _refused(server, image_id: str, params: dict, status: int, model: str = "c2s") -> str:
+    """``MONAILabelClient.infer`` on a bad request: the client raises with the HTTP status and the server's message."""
+    client = MONAILabelClient(server["url"], tmpdir=str(server["root"] / "client"))
+    runs = _task_runs(server)
+    with pytest.raises(MONAILabelClientException) as raised:
+        client.infer(model, image_id, params)
+    message = raised.value.msg
+    assert message.startswith(f"Status: {status}; Response: "), message
+    assert "Internal Server Error" not in message
+    assert _task_runs(server) == runs  # refused before the task loaded anything: nothing was denoised
+    assert not (server["root"] / "client").exists()  # and nothing came back
+    return message
+
+
+def test_client_unknown_image_id_is_404_naming_it_and_nothing_is_denoised(server):
+    """An id not in the datastore used to resolve to '' and denoise the DICOM series in the server's working directory."""
+    message = _refused(server, "no_such_image", {}, 404)
+    assert "'no_such_image'" in message and "not in the datastore" in message and "nothing was denoised" in message
+    message = _refused(server, ".", {}, 404)  # a relative path is not an image id either
+    assert "'.'" in message and "not in the datastore" in message
+
+
+def test_client_empty_image_id_is_400(server):
+    message = _refused(server, "", {}, 400)
+    assert "no image" in message and "upload a file" in message
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [({"flips": 3}, "flips must be one of (1, 2, 4), got 3"), ({"sigma_data": "abc"}, "sigma_data must be a number > 0"),
+     ({"sigma_data": -2}, "got -2"), ({"slice_axis": 5}, "slice_axis must be 'auto' or 0, 1, 2, got 5"),
+     ({"device": "tpu"}, "device 'tpu' is not available on this server")],
+)
+def test_client_bad_request_options_are_400_with_the_message(server, params, expected):
+    message = _refused(server, "s0", params, 400)
+    assert expected in message and "nothing was denoised" in message
+
+
+def test_client_unknown_model_is_400(server):
+    assert "no model 'other' available" in _refused(server, "s0", {}, 400, model="other")
+
+
+def test_params_that_are_not_a_json_object_are_400(server):
+    runs = _task_runs(server)
+    for params in ("{flips: 3", "[1, 2]"):
+        response = requests.post(f"{server['url']}/infer/c2s", params={"image": "s0"}, data={"params": params}, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 400 and "params must be a JSON object" in response.json()["detail"], response.text
+    assert _task_runs(server) == runs
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only server")
+def test_client_cuda_on_a_cpu_only_server_is_400_not_a_silent_cpu_run(server):
+    message = _refused(server, "s0", {"device": "cuda", "flips": 1}, 400)
+    assert "device 'cuda' is not available on this server" in message and "CUDA is not available" in message and "'cpu'" in message
+
+
+def test_client_result_names_the_device_used(server, tmp_path):
+    """A normal request through the client: the denoised image and a JSON result naming the device (here, the default)."""
+    client = MONAILabelClient(server["url"], tmpdir=str(tmp_path))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    for params in ({"flips": 1, "sigma_data": 10.0}, {"flips": 1, "sigma_data": 10.0, "device": "cpu", "save_label": True}):
+        image, result = client.infer("c2s", "s0", params)
+        assert result["device"].startswith(expected if "device" not in params else "cpu"), result
+        assert result["sigma_data"] == pytest.approx(10.0)
+        output = nib.load(image)
+        assert output.shape == nib.load(str(server["studies"] / "s0.nii.gz")).shape and output.get_data_dtype() == np.float32
+    assert not list((server["studies"] / "labels").rglob("*.nii.gz"))  # never saved as a label, even when asked
+
+
+# ---------------------------------------------------------------- the same checks in the task, for callers without the app
+
+
+def test_task_refuses_a_missing_image_bad_options_and_an_unavailable_device_before_loading(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_dicom_series(tmp_path, num_slices=3)  # what '' (the cwd) would read
+    source = _dipy_crop(tmp_path / "s0.nii.gz")
+    task = BundleDenoiseTask(BUNDLE)
+    monkeypatch.setattr(task, "pre_transforms", lambda data=None: pytest.fail(f"loading {data}"))  # refused before loading
+    for image in ("", str(tmp_path / "missing.nii.gz")):
+        with pytest.raises(ImageNotFoundException) as raised:
+            task({"image": image, "device": "cpu"})
+        assert repr(image) in raised.value.msg and "nothing was denoised" in raised.value.msg
+    for request, expected in [({"flips": "3"}, "flips"), ({"sigma_data": "abc"}, "sigma_data"), ({"device": "tpu"}, "device 'tpu'")]:
+        with pytest.raises(MONAILabelException) as raised:
+            task({"image": str(source), "device": "cpu", **request})
+        assert raised.value.error == MONAILabelError.INVALID_INPUT and expected in raised.value.msg
+    if not torch.cuda.is_available():
+        with pytest.raises(MONAILabelException) as raised:
+            task({"image": str(source), "device": "cuda"})
+        assert "device 'cuda' is not available" in raised.value.msg

@@ -24,7 +24,15 @@ or ``"auto"``, ``"mad"``, ``"background"``), ``flips`` (1, 2 or 4) and ``slice_a
 (``"auto"`` or 0, 1, 2: the axis the slices and their 2.5D context are taken along); their
 defaults are the bundle's. The JSON result also says how the volume was denoised
 (``volume``: network dimensions, slice axis, context and edge handling or 2D fallback, the
-measured noise correlation).
+measured noise correlation) and on which device (``device``: where the network's weights were,
+e.g. ``"cpu"`` or ``"cuda:0"``).
+
+A request the task cannot serve is refused before anything is loaded, with a
+``MONAILabelException`` that the server answers as a 4xx (``server.monailabel_error``): an
+empty image path or one that does not exist (``ImageNotFoundException``, 404; the empty path
+would otherwise be read as the working directory), a bad ``sigma_data``, ``flips`` or
+``slice_axis``, or a ``device`` this machine does not have (``MONAILabelError.INVALID_INPUT``,
+400; ``"cuda"`` on a machine without CUDA is refused, not run on the CPU).
 """
 
 from __future__ import annotations
@@ -38,16 +46,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
+from monailabel.interfaces.exception import ImageNotFoundException, MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
+from monailabel.utils.others.generic import device_map
 
 from c2s_monai.context import AUTO
 from c2s_monai.estimation import ESTIMATORS
 from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer, denoising_record
 
-__all__ = ["BundleDenoiseTask", "anchor_macro_paths"]
+__all__ = ["BundleDenoiseTask", "anchor_macro_paths", "request_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,8 @@ CONFIG_FILE = Path("configs") / "inference.json"
 METADATA_FILE = Path("configs") / "metadata.json"
 REQUEST_OPTIONS = ("sigma_data", "flips", "slice_axis")
 OUTPUT_DIR_KEY = "c2s_output_dir"
+DEVICE_KEY = "c2s_device"
+NOTHING_DONE = "nothing was denoised."
 
 
 def anchor_macro_paths(config: Any, root: Path) -> Any:
@@ -100,6 +113,31 @@ def _request_value(name: str, value: Any) -> float | int | str:
     if not sigma > 0 or sigma == float("inf"):
         raise ValueError(f"sigma_data must be a number > 0 (image units) or one of {ESTIMATORS}, got {value!r}.")
     return sigma
+
+
+def request_device(value: Any) -> str:
+    """The torch device a request's ``device`` names, refused when this machine does not have it.
+
+    ``value`` is what MONAI Label passes: ``None`` (a GPU if there is one, else the CPU, as
+    MONAI Label chooses), a name or a list whose first item is the name. A name is ``"cpu"``,
+    ``"cuda"``, ``"cuda:<i>"`` or a GPU name of MONAI Label's device list (``/info/``).
+    MONAI Label itself runs ``"cuda"`` on the CPU when there is no CUDA; here it is refused.
+    """
+    name = value[0] if isinstance(value, (list, tuple)) and value else value
+    if name is None or not str(name).strip():
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = str(name).strip()
+    available = {"cpu": "cpu"}
+    if torch.cuda.is_available():
+        available.update({"cuda": "cuda", **{f"cuda:{index}": f"cuda:{index}" for index in range(torch.cuda.device_count())}})
+        available.update(device_map())  # GPU names -> cuda, cuda:<i>
+    for key in (name, name.lower()):
+        if key in available:
+            return available[key]
+    no_cuda = "" if torch.cuda.is_available() else " (CUDA is not available)"
+    raise MONAILabelException(
+        MONAILabelError.INVALID_INPUT, f"device {name!r} is not available on this server{no_cuda}: use one of {sorted(available)}; {NOTHING_DONE}"
+    )
 
 
 class BundleDenoiseTask(BasicInferTask):
@@ -156,6 +194,29 @@ class BundleDenoiseTask(BasicInferTask):
         info["output"] = "image: the denoised volume, float32 NIfTI in the input's units"
         return info
 
+    def check_request(self, request: Mapping[str, Any]) -> str:
+        """Refuse a request this task cannot serve (module docstring), before anything is loaded.
+
+        Returns the torch device to run on (:func:`request_device`).
+        """
+        merged = {**self._config, **request}
+        image = merged.get("image")
+        if isinstance(image, str) and (not image.strip() or not os.path.exists(image)):
+            problem = "no image given (an empty path)" if not image.strip() else "no such file or folder on the server"
+            raise ImageNotFoundException(f"image {image!r}: {problem}; {NOTHING_DONE}")
+        for name in REQUEST_OPTIONS:
+            if merged.get(name) is not None:
+                try:
+                    _request_value(name, merged[name])
+                except ValueError as error:
+                    raise MONAILabelException(MONAILabelError.INVALID_INPUT, f"{str(error).rstrip('.')}; {NOTHING_DONE}") from error
+        return request_device(merged.get("device"))
+
+    def __call__(self, request, callbacks=None):
+        """Check the request (:meth:`check_request`), then run it on the device it names."""
+        device = self.check_request(request)
+        return super().__call__({**request, "device": device}, callbacks)
+
     def _parsed(self, key: str, overrides: Mapping[str, Any] | None = None) -> Any:
         with self._lock:
             for name, value in (overrides or {}).items():
@@ -170,6 +231,14 @@ class BundleDenoiseTask(BasicInferTask):
         overrides = {name: _request_value(name, data[name]) for name in REQUEST_OPTIONS if data.get(name) is not None}
         inferer = self._parsed("inferer", overrides)
         return inferer
+
+    def run_inferer(self, data: dict[str, Any], convert_to_batch=True, device="cuda"):
+        """``BasicInferTask.run_inferer``, recording the device the network's weights were on."""
+        data = super().run_inferer(data, convert_to_batch=convert_to_batch, device=device)
+        network = self._get_network(device, data)  # cached by the run above
+        weights = next(network.parameters(), None) if isinstance(network, torch.nn.Module) else None
+        data[DEVICE_KEY] = str(weights.device if weights is not None else torch.device(device))
+        return data
 
     def post_transforms(self, data=None) -> Sequence[Callable]:
         """The bundle's postprocessing, writing NIfTI into a folder of this request."""
@@ -202,5 +271,6 @@ class BundleDenoiseTask(BasicInferTask):
             shutil.rmtree(folder, ignore_errors=True)
         result_json: dict[str, Any] = {"output": "denoised image (float32 NIfTI, the input's units)"}
         result_json.update(denoising_record(data.get(self.output_label_key)))
+        result_json["device"] = str(data.get(DEVICE_KEY, data.get("device")))
         logger.info("denoised %s -> %s (%s)", data.get("image_path"), result, result_json)
         return result, result_json
