@@ -5,7 +5,7 @@
 The volume is the benchmark's (:func:`benchmarks.common.speed_volume`: 100 MNI T1 slices padded to
 256x256, 6% Gaussian noise). Timed: the whole :class:`c2s_monai.C2SInferer` call (scaling,
 padding, the network, flips) with the bundle's ``flips``, ``slice_batch`` and
-``autocast_dtype`` (``bundle/configs/common.json``), and the same with 4 flips and in
+``autocast_dtype`` (``bundle/configs/inference.json``), and the same with 4 flips and in
 float32, best of ``--repeats`` after one warm-up call. The CPU model and whether ``"auto"``
 chose bfloat16 are recorded beside the times: the budget depends on the hardware. Result:
 ``benchmarks/results/ttq/inference_speed.json`` (read by the time-to-quality report).
@@ -26,7 +26,7 @@ from c2s_monai.inferers import C2SInferer
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.precision import autocast_dtype, native_bfloat16
 
-COMMON = Path("bundle/configs/common.json")
+COMMON = Path("bundle/configs/inference.json")
 
 
 def _cpu_model() -> str:

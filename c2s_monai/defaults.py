@@ -3,7 +3,7 @@
 The Python API (:mod:`c2s_monai.api`), the CLI (through the API), :class:`~c2s_monai.C2SInferer`,
 the training engine (:func:`~c2s_monai.engines.create_trainer`, :class:`~c2s_monai.engines.GDSMIteration`),
 :class:`~c2s_monai.GDSMLoss`, the data pipeline and the MONAI Label task (through the bundle)
-read their defaults from here; the bundle's ``configs/common.json`` and ``configs/train.json``
+read their defaults from here; the bundle's ``configs/inference.json`` and ``configs/train.json``
 hold the same values as plain JSON, and ``tests/test_defaults.py`` checks that they agree.
 Where a value comes from a measurement, the comment names the page that shows it.
 

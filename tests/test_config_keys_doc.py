@@ -14,15 +14,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 PAGE = REPO / "docs" / "config-keys.md"
-ORDER = ("common.json", "train.json", "inference.json", "evaluate.json", "multicontrast_common.json", "train_multicontrast.json",
+ORDER = ("inference.json", "train.json", "evaluate.json", "train_multicontrast.json",
          "inference_multicontrast.json", "multi_gpu_train.json", "persistent_cache.json")
 HEADER = """# Bundle config keys: where each is defined and what consumes it
 
 Generated from `bundle/configs/*.json` by `python tests/test_config_keys_doc.py` (the test suite
 checks that this page is up to date). A key is overridden on the command line as
-`--key value` (`python -m monai.bundle run ... --flips 4`); a key defined in `common.json` is
-shared by training and inference. "Consumed by" names the component and argument that
-receive the value (`@key` references), or the config item built from it. Defaults of the
+`--key value` (`python -m monai.bundle run ... --flips 4`).
+"Consumed by" names the component and argument that
+receive the value (`@key` references), or the config item built from it. A key that
+`train.json` and `inference.json` both define holds the same value in both (a test checks it;
+the few deliberate differences are listed in `tests/test_bundle.py`). Defaults of the
 Python API are the same values (`c2s_monai/defaults.py`).
 """
 
