@@ -73,9 +73,9 @@ NOTHING_DONE = "nothing was denoised."
 def anchor_macro_paths(config: Any, root: Path) -> Any:
     """Make the file paths of MONAI ``%file#id`` macros in ``config`` absolute, relative to ``root``.
 
-    The bundle's configs import ``%bundle/configs/common.json#key``, a path relative to the
-    folder that holds ``bundle/`` (the repository root), which MONAI resolves against the
-    working directory; a server is not started there.
+    The bundle's own configs stand alone (no macros); a user's bundle may still import
+    ``%configs/other.json#key``, a path MONAI resolves against the working directory, where a
+    server is not started.
     """
     if isinstance(config, Mapping):
         return {key: anchor_macro_paths(value, root) for key, value in config.items()}
