@@ -1,9 +1,10 @@
 """Training data: random patches of noisy volumes, in network units.
 
-Each dataset item is one volume; its deterministic part (load, check, move the slice axis
-last, scale to network units with its noise level) is cached by MONAI's ``CacheDataset``, and
-every draw crops ``patches_per_volume`` random patches (:func:`patch_transforms`): 2D
-in-plane patches from random slices, with the ``K`` neighbouring slices on each side as
+Each dataset item is one volume; its deterministic part (load and check as the bundle does,
+with :class:`~c2s_monai.io.readers.LoadVolumed` and :class:`~c2s_monai.transforms.EnsureVolumed`:
+NIfTI, DICOM series folders, HDF5; move the slice axis last, scale to network units with its
+noise level) is cached by MONAI's ``CacheDataset``, and every draw crops
+``patches_per_volume`` random patches (:func:`patch_transforms`): 2D in-plane patches from random slices, with the ``K`` neighbouring slices on each side as
 extra channels for 2.5D context (:mod:`c2s_monai.context`), or 3D patches for a 3D
 network; with flips and 90-degree rotations. A sampler with replacement sets the epoch length in iterations,
 independent of the number of volumes; in distributed training :class:`EpochDataset` gives a
@@ -24,7 +25,6 @@ import torch
 from monai.data import CacheDataset, DataLoader
 from monai.transforms import (
     Compose,
-    LoadImaged,
     RandFlipd,
     RandRotate90d,
     RandSpatialCropSamplesd,
@@ -34,9 +34,14 @@ from monai.transforms import (
 
 from c2s_monai import defaults
 from c2s_monai.context import AUTO, model_context_slices
+from c2s_monai.errors import InputError, root_cause
 from c2s_monai.io.readers import LoadVolumed
 from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
+
+# The HDF5 dataset read by default (fastMRI/M4Raw magnitude images), the bundle's `h5_key`.
+# TODO: move to c2s_monai.defaults (H5_KEY) with the other defaults.
+H5_KEY = "reconstruction_rss"
 
 
 def volume_transforms(
@@ -48,8 +53,15 @@ def volume_transforms(
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
     spatial_dims: int = 2,
+    h5_key: str = H5_KEY,
+    num_channels: int | None = None,
 ) -> Compose:
     """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
+
+    Loading and checking are the bundle's (``load_transforms`` of ``configs/train.json``):
+    :class:`~c2s_monai.io.readers.LoadVolumed` (NIfTI, a DICOM series folder or file, HDF5
+    dataset ``h5_key``) then :class:`~c2s_monai.transforms.EnsureVolumed` (``num_channels``:
+    the channels expected, ``None`` any), with their error messages.
 
     ``channel_scaling``: see :class:`c2s_monai.transforms.ScaleNoisyImage`. ``rician_vst``: then
     stabilise the target's Rician noise (:class:`c2s_monai.transforms.RicianVSTd`). ``slice_axis``,
@@ -57,8 +69,8 @@ def volume_transforms(
     """
     return Compose(
         [
-            LoadImaged(keys, image_only=True, ensure_channel_first=True),
-            EnsureVolumed(keys),
+            LoadVolumed(keys, h5_key=h5_key),
+            EnsureVolumed(keys, num_channels=num_channels),
             MoveSliceAxisd(keys, slice_axis),
             CheckContextd(keys, context_slices, spatial_dims=spatial_dims),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
@@ -76,6 +88,7 @@ def multicontrast_volume_transforms(
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
     spatial_dims: int = 2,
+    h5_key: str = H5_KEY,
 ) -> Compose:
     """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), move the slice axis last, scale.
 
@@ -84,7 +97,7 @@ def multicontrast_volume_transforms(
     contrasts = list(contrasts)
     return Compose(
         [
-            LoadVolumed(contrasts, allow_missing_keys=True),
+            LoadVolumed(contrasts, h5_key=h5_key, allow_missing_keys=True),
             EnsureVolumed(contrasts, num_channels=1, allow_missing_keys=True),
             StackContrastsd(contrasts, output_key="image", resample=resample_guides, tolerance=tolerance),
             MoveSliceAxisd("image", slice_axis),
@@ -167,6 +180,8 @@ def training_loader(
     spatial_dims: int = 2,
     slice_axis: int | str = AUTO,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
+    h5_key: str = H5_KEY,
+    num_channels: int | None = None,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 
@@ -178,6 +193,12 @@ def training_loader(
     ``context_dropout``: the patches, :func:`patch_transforms` (``context_slices`` also
     ``"auto"``: :data:`c2s_monai.context.DEFAULT_CONTEXT_SLICES`, single 2D images allowed);
     ``slice_axis``: :func:`c2s_monai.context.resolve_slice_axis`.
+
+    Every file is loaded and checked as the bundle does (:func:`volume_transforms`; ``h5_key``:
+    the HDF5 dataset, ``num_channels``: the channels a single-contrast file must have, ``None``
+    any) before the loader is returned: a bad one raises its reader's or checker's own error
+    (an :class:`~c2s_monai.errors.InputError` naming it, ``FileNotFoundError`` for a missing
+    one), not MONAI's ``RuntimeError("applying transform ...")`` wrapper.
     """
     if not files:
         raise ValueError("no training files were given.")
@@ -187,7 +208,7 @@ def training_loader(
         data = [{"image": str(f)} for f in files]
         head = volume_transforms(
             "image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst, slice_axis=slice_axis, context_slices=context_slices,
-            spatial_dims=spatial_dims,
+            spatial_dims=spatial_dims, h5_key=h5_key, num_channels=num_channels,
         )
     else:
         data = target_items(cast(Sequence[Mapping[str, str]], files), [channels[0]])  # with channels, files are subjects
@@ -195,13 +216,19 @@ def training_loader(
             raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
         head = multicontrast_volume_transforms(
             channels, sigma_data, resample_guides=resample_guides, slice_axis=slice_axis, context_slices=context_slices,
-            spatial_dims=spatial_dims,
+            spatial_dims=spatial_dims, h5_key=h5_key,
         )
     patches = patch_transforms("image", patch_size, batch_size, model_context_slices(spatial_dims, context_slices), spatial_dims, context_dropout)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)
     transform = Compose([head, patches]).flatten()
     transform.set_random_state(seed=seed)
-    dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
+    try:
+        dataset = CacheDataset(data, transform=transform, progress=False, num_workers=None)
+    except Exception as error:
+        cause = root_cause(error)
+        if isinstance(cause, (InputError, FileNotFoundError)):
+            raise cause from None  # the bundle's message, without MONAI's wrapper
+        raise
     generator = torch.Generator().manual_seed(seed)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=iterations_per_epoch, generator=generator)
     return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=num_workers)

@@ -1,6 +1,11 @@
 """Denoising files from Python: :func:`denoise` (one input) and :func:`denoise_files` (many, going on past bad ones).
 
-The settings of a batch call are checked before any input is read (:func:`check_settings`).
+Inputs are read as the bundle's ``configs/inference.json`` reads them
+(:class:`~c2s_monai.io.readers.LoadVolume` then :class:`~c2s_monai.transforms.EnsureVolume`:
+NIfTI, DICOM series, HDF5 dataset ``h5_key``) and written as its ``SaveDenoisedd`` writes them
+(:mod:`c2s_monai.io.writers`: NIfTI, or with ``dicom_output`` a DICOM series for a DICOM input),
+named by :func:`c2s_monai.naming.output_path`. The settings of a batch call are checked before
+any input is read (:func:`check_settings`).
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
+from monai.data import MetaTensor
 
 from c2s_monai import defaults
 from c2s_monai.api.models import load_network, trained_with_rician_vst, training_setting
@@ -19,18 +26,17 @@ from c2s_monai.batch import BatchSummary
 from c2s_monai.context import (
     AUTO,
 )
+from c2s_monai.data import H5_KEY
 from c2s_monai.errors import InputError
 from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.io import (
     check_output_path,
     check_writable_folder,
-    default_output_path,
-    load_volume,
     save_like,
 )
-from c2s_monai.io.readers import list_inputs
-from c2s_monai.io.writers import save_nifti
-from c2s_monai.naming import input_kind
+from c2s_monai.io.readers import LoadVolume, list_inputs
+from c2s_monai.io.writers import save_nifti, write_dicom_series
+from c2s_monai.naming import DENOISED_POSTFIX, NIFTI_OUTPUT_SUFFIX, NIFTI_SUFFIXES, input_kind, output_path
 from c2s_monai.settings import parse_flag
 from c2s_monai.transforms import EnsureVolume
 
@@ -48,11 +54,18 @@ def denoise(
     rician_vst: bool | None = None,
     context_slices: int | str = defaults.CONTEXT_SLICES,
     slice_axis: int | str | None = None,
+    h5_key: str = H5_KEY,
+    dicom_output: bool = False,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
     ``input_file`` is NIfTI (the output keeps its affine and header, float32 voxels), a DICOM
-    series folder or an HDF5 file (the output has the reader's affine). With ``each_volume``,
+    series folder (or one file of it) or an HDF5 file (dataset ``h5_key``; the output has the
+    reader's affine), read as the bundle reads it. ``dicom_output`` (DICOM input): write a DICOM
+    series instead, the folder ``<series>_denoised/`` beside the series (or ``output_file``),
+    as the bundle's ``dicom_output`` does (:func:`c2s_monai.io.writers.write_dicom_series`: a new
+    ``SeriesInstanceUID``, the source's geometry and tags); for another input it logs a warning
+    and writes NIfTI, as the bundle does. With ``each_volume``,
     a 4D series is denoised volume by volume (each at its own noise level) into one 4D
     output. Returns the output path; the input is never overwritten, and a bad input raises
     :class:`~c2s_monai.errors.InputError` before anything is written. ``rician_vst``: denoise
@@ -62,7 +75,15 @@ def denoise(
     for a 2D image; ``slice_axis``: ``"auto"`` (largest voxel spacing), 0, 1 or 2, ``None``:
     as trained (:class:`c2s_monai.C2SInferer`).
     """
-    output_file = check_output_path(input_file, output_file if output_file is not None else default_output_path(input_file))
+    dicom_output = bool(parse_flag(dicom_output, "dicom_output"))
+    writes_dicom = dicom_output and input_kind(input_file) == "dicom"
+    if dicom_output and not writes_dicom:
+        logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", input_file)
+    output_file = Path(output_file) if output_file is not None else denoised_path(input_file, None, dicom_output)
+    if writes_dicom and output_file.name.lower().endswith(NIFTI_SUFFIXES):
+        raise InputError(f"{output_file}: with dicom_output the output is a DICOM series folder; give a folder name, not a NIfTI file.")
+    # a DICOM series is its folder: the output folder must not be it (nor one of its files)
+    output_file = check_output_path(_series_folder(input_file) if writes_dicom else input_file, output_file)
     rician_vst = trained_with_rician_vst(model) if rician_vst is None else bool(parse_flag(rician_vst, "rician_vst"))
     if slice_axis is None:
         slice_axis = training_setting(model, "slice_axis", AUTO)
@@ -72,7 +93,8 @@ def denoise(
     )
     network = model if isinstance(model, torch.nn.Module) else load_network(model, device)
     check_writable_folder(output_file.parent, create=False)
-    volumes = load_volume(input_file, num_channels=None if parse_flag(each_volume, "each_volume") else 1)
+    # the bundle's load_transforms: LoadVolumed then EnsureVolumed
+    volumes = cast(MetaTensor, EnsureVolume(None if parse_flag(each_volume, "each_volume") else 1)(LoadVolume(h5_key=str(h5_key))(str(input_file))))
     denoised = []
     for index in range(volumes.shape[0]):
         volume = volumes[index : index + 1]
@@ -85,16 +107,35 @@ def denoise(
         denoised.append(output[0, 0])
         logger.info("%s: sigma_data = %.6g (image units)", input_file, denoising_record(output)["sigma_data"])
     result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
+    # the writers of the bundle's SaveDenoisedd, in its order
+    if writes_dicom:
+        write_dicom_series(result, input_file, output_file, description=f"C2S {DENOISED_POSTFIX}")
+        return output_file
     if input_kind(input_file) == "nifti":
         return save_like(result, input_file, output_file)
     return save_nifti(result, volumes.meta["affine"], output_file)
+
+
+def denoised_path(input_file: str | os.PathLike, output_dir: str | os.PathLike | None = None, dicom_output: bool = False) -> Path:
+    """Where :func:`denoise` writes ``input_file`` in ``output_dir`` (default: beside it), as the bundle's ``SaveDenoisedd`` names it.
+
+    ``<name>_denoised.nii.gz``, or with ``dicom_output`` for a DICOM series the folder
+    ``<series>_denoised`` (:func:`c2s_monai.naming.output_path`).
+    """
+    dicom = bool(parse_flag(dicom_output, "dicom_output")) and input_kind(input_file) == "dicom"
+    return output_path(input_file, output_dir, DENOISED_POSTFIX, "" if dicom else NIFTI_OUTPUT_SUFFIX)
+
+
+def _series_folder(input_file: str | os.PathLike) -> Path:
+    path = Path(input_file)
+    return path if path.is_dir() else path.parent
 
 
 # Settings of the batch functions that the inferer checks, and the yes/no ones.
 _INFERER_SETTINGS = ("sigma_data", "flips", "autocast_dtype", "context_slices", "slice_axis")
 
 
-_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides")
+_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides", "dicom_output")
 
 
 def check_settings(function, options: Mapping, passed: Sequence[str]) -> None:
@@ -133,7 +174,8 @@ def denoise_files(
     Args:
         inputs: files and folders; a folder is expanded by :func:`c2s_monai.io.readers.list_inputs`.
         model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
-            ``context_slices``, ``slice_axis``).
+            ``context_slices``, ``slice_axis``, ``h5_key``, ``dicom_output``: each DICOM series is written as a
+            series folder ``<series>_denoised``).
     """
     check_settings(denoise, options, passed=("input_file", "model", "output_file", "device"))
     if options.get("rician_vst") is None:
@@ -158,7 +200,8 @@ def denoise_files(
         summary.failed(item, "list", list_error)
     for file in files:
         try:
-            summary.denoised(file, denoise(file, network, default_output_path(file, output_dir), device=device, **options))
+            target = denoised_path(file, output_dir, options.get("dicom_output") or False)
+            summary.denoised(file, denoise(file, network, target, device=device, **options))
         except Exception as error:  # noqa: BLE001  one input's failure is not the run's
             summary.failed(file, "denoise", error)
     summary.write()

@@ -26,7 +26,7 @@ from c2s_monai.context import (
     check_spatial_dims,
     model_context_slices,
 )
-from c2s_monai.data import training_loader
+from c2s_monai.data import H5_KEY, training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.handlers import load_pretrained
 from c2s_monai.intensity import (
@@ -38,6 +38,7 @@ from c2s_monai.io import (
     check_writable_folder,
     write_text_atomic,
 )
+from c2s_monai.io.readers import list_inputs
 from c2s_monai.losses import GDSMLoss
 from c2s_monai.multicontrast import (
     check_contrasts,
@@ -82,8 +83,17 @@ def train(
     spatial_dims: int = defaults.SPATIAL_DIMS,
     slice_axis: int | str = defaults.SLICE_AXIS,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
+    h5_key: str = H5_KEY,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
+
+    ``files`` are read as the bundle's ``configs/train.json`` reads them
+    (:class:`~c2s_monai.io.readers.LoadVolumed`, :class:`~c2s_monai.transforms.EnsureVolumed`):
+    NIfTI files, DICOM series (a folder, or one file of it), HDF5 files (dataset ``h5_key``,
+    ``(slices, rows, columns)``), and folders of them (expanded by
+    :func:`~c2s_monai.io.readers.list_inputs`, earlier ``_denoised`` outputs skipped). Every
+    input is loaded and checked before anything is written; a bad one raises the bundle's
+    error (:class:`~c2s_monai.errors.InputError` naming it, ``FileNotFoundError`` if missing).
 
     All arguments are the method's knobs (``docs/method.md`` section 2-section 7 and section 9); ``sigma_data`` is the noise
     std in the images' units or ``"auto"`` (estimated per volume). Training resumes from
@@ -130,11 +140,12 @@ def train(
     network = load_pretrained(NoiseConditionedUNet(**network_args), pretrained).to(device)
     loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
     # loads and checks every file first: a bad one stops the run before anything is written
-    items = [str(f) for f in files] if channels is None else list(cast(Sequence[Mapping[str, str]], files))  # with channels, files are subjects
+    # with channels, files are subjects
+    items = training_inputs(cast(Sequence[str | os.PathLike], files)) if channels is None else list(cast(Sequence[Mapping[str, str]], files))
     loader = training_loader(
         items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides,
         rician_vst=rician_vst, context_slices=context_slices, spatial_dims=spatial_dims, slice_axis=slice_axis,
-        context_dropout=context_dropout,
+        context_dropout=context_dropout, h5_key=str(h5_key), num_channels=None if channels is not None else 1,
     )
     check_writable_folder(checkpoint_dir)
     if channels is not None:
@@ -182,6 +193,22 @@ def train(
     }
     write_text_atomic(output_dir / CONFIG_FILE, json.dumps(settings, indent=2))
     return model_path
+
+
+def training_inputs(files: Sequence[str | os.PathLike] | str | os.PathLike) -> list[str]:
+    """The volumes of ``files``: files (NIfTI, HDF5, a DICOM file) as given, folders expanded by :func:`~c2s_monai.io.readers.list_inputs`.
+
+    As :func:`~c2s_monai.api.denoise_files` expands its inputs: a DICOM series folder is one
+    input, a folder of NIfTI/HDF5 files or of series folders gives each of them.
+    """
+    items = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+    found: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            found.extend(list_inputs(item))
+        else:
+            found.append(str(item))
+    return list(dict.fromkeys(found))
 
 
 def train_multicontrast(
