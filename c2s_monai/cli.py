@@ -30,6 +30,7 @@ from pathlib import Path
 
 import fire
 
+from c2s_monai import defaults
 from c2s_monai.api import (
     denoise,
     denoise_files,
@@ -39,7 +40,6 @@ from c2s_monai.api import (
     train_multicontrast,
 )
 from c2s_monai.batch import BatchFailedError
-from c2s_monai.data import H5_KEY
 from c2s_monai.errors import InputError, root_cause
 from c2s_monai.estimation import estimate_sigma
 from c2s_monai.export import ONNX_OPSET, export_onnx
@@ -95,7 +95,7 @@ def _denoise_multicontrast(datalist: str, model: str, output_dir: str | None = N
     return [r["output"] for r in result.as_dict()["results"]]
 
 
-def _estimate_sigma(file: str, method: str = "mad", h5_key: str = H5_KEY) -> float:
+def _estimate_sigma(file: str, method: str = "mad", h5_key: str = defaults.H5_KEY) -> float:
     """Print the noise std of ``file`` (NIfTI, DICOM series, HDF5 dataset ``h5_key``) in its own units (``mad`` or ``background``)."""
     return estimate_sigma(EnsureVolume(1)(LoadVolume(h5_key=str(h5_key))(file))[0], method)
 

@@ -40,8 +40,7 @@ from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
 
 # The HDF5 dataset read by default (fastMRI/M4Raw magnitude images), the bundle's `h5_key`.
-# TODO: move to c2s_monai.defaults (H5_KEY) with the other defaults.
-H5_KEY = "reconstruction_rss"
+H5_KEY = defaults.H5_KEY  # under the name this module exported first
 
 
 def volume_transforms(

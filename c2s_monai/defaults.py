@@ -35,6 +35,8 @@ OVERLAP = 0.25
 VOLUME_ROI_SIZE = (96, 96, 96)
 # Intensity-scale percentile (c2s_monai.intensity.intensity_scale).
 INTENSITY_PERCENTILE = 99.5
+# The HDF5 dataset read from fastMRI/M4Raw-style files (c2s_monai.io.readers).
+H5_KEY = "reconstruction_rss"
 # Measure the noise correlation of every volume (c2s_monai.context.check_noise_independence).
 CHECK_NOISE = True
 

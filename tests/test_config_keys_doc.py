@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 PAGE = REPO / "docs" / "config-keys.md"
 ORDER = ("inference.json", "train.json", "evaluate.json", "train_multicontrast.json",
-         "inference_multicontrast.json", "multi_gpu_train.json", "persistent_cache.json")
+         "inference_multicontrast.json", "multi_gpu_train.json", "multi_gpu_inference.json", "persistent_cache.json")
 HEADER = """# Bundle config keys: where each is defined and what consumes it
 
 Generated from `bundle/configs/*.json` by `python tests/test_config_keys_doc.py` (the test suite

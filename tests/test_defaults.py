@@ -31,6 +31,7 @@ COMMON_KEYS = {
     "intensity_percentile": defaults.INTENSITY_PERCENTILE,
     "autocast_dtype": defaults.AUTOCAST_DTYPE,
     "backend": defaults.BACKEND,
+    "h5_key": defaults.H5_KEY,
 }
 TRAIN_KEYS = {
     "batch_size": defaults.BATCH_SIZE,

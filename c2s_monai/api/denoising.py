@@ -26,16 +26,14 @@ from c2s_monai.batch import BatchSummary
 from c2s_monai.context import (
     AUTO,
 )
-from c2s_monai.data import H5_KEY
 from c2s_monai.errors import InputError
 from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.io import (
     check_output_path,
     check_writable_folder,
-    save_like,
 )
 from c2s_monai.io.readers import LoadVolume, list_inputs
-from c2s_monai.io.writers import save_nifti, write_dicom_series
+from c2s_monai.io.writers import save_denoised
 from c2s_monai.naming import DENOISED_POSTFIX, NIFTI_OUTPUT_SUFFIX, NIFTI_SUFFIXES, input_kind, output_path
 from c2s_monai.settings import parse_flag
 from c2s_monai.transforms import EnsureVolume
@@ -54,7 +52,7 @@ def denoise(
     rician_vst: bool | None = None,
     context_slices: int | str = defaults.CONTEXT_SLICES,
     slice_axis: int | str | None = None,
-    h5_key: str = H5_KEY,
+    h5_key: str = defaults.H5_KEY,
     dicom_output: bool = False,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
@@ -107,13 +105,7 @@ def denoise(
         denoised.append(output[0, 0])
         logger.info("%s: sigma_data = %.6g (image units)", input_file, denoising_record(output)["sigma_data"])
     result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
-    # the writers of the bundle's SaveDenoisedd, in its order
-    if writes_dicom:
-        write_dicom_series(result, input_file, output_file, description=f"C2S {DENOISED_POSTFIX}")
-        return output_file
-    if input_kind(input_file) == "nifti":
-        return save_like(result, input_file, output_file)
-    return save_nifti(result, volumes.meta["affine"], output_file)
+    return save_denoised(result, input_file, output_file, volumes.meta.get("affine"), writes_dicom)
 
 
 def denoised_path(input_file: str | os.PathLike, output_dir: str | os.PathLike | None = None, dicom_output: bool = False) -> Path:

@@ -26,7 +26,7 @@ from c2s_monai.context import (
     check_spatial_dims,
     model_context_slices,
 )
-from c2s_monai.data import H5_KEY, training_loader
+from c2s_monai.data import training_loader
 from c2s_monai.engines import create_trainer
 from c2s_monai.handlers import load_pretrained
 from c2s_monai.intensity import (
@@ -83,7 +83,7 @@ def train(
     spatial_dims: int = defaults.SPATIAL_DIMS,
     slice_axis: int | str = defaults.SLICE_AXIS,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
-    h5_key: str = H5_KEY,
+    h5_key: str = defaults.H5_KEY,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 

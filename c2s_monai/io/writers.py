@@ -45,7 +45,7 @@ from c2s_monai.io.readers import read_dicom_series
 from c2s_monai.naming import DENOISED_POSTFIX, input_kind, output_path, output_stem
 from c2s_monai.settings import parse_flag
 
-__all__ = ["SaveDenoisedd", "derived_image_type", "output_stem", "parse_flag", "save_nifti", "write_dicom_series"]
+__all__ = ["SaveDenoisedd", "derived_image_type", "output_stem", "parse_flag", "save_denoised", "save_nifti", "write_dicom_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +260,31 @@ def _write_series(data: np.ndarray, datasets: list, files: list[Path], folder: P
     return written
 
 
+def save_denoised(
+    volume, source: PathLike, target: PathLike, affine=None, dicom_output: bool = False, postfix: str = DENOISED_POSTFIX
+) -> Path:
+    """Write ``volume``, denoised from ``source``, at ``target``: the one writer path of the bundle, the API and the CLI.
+
+    A DICOM input with ``dicom_output``: a new DICOM series, the folder ``target``
+    (:func:`write_dicom_series`); a NIfTI input: NIfTI with the input's header (:func:`save_like`);
+    any other input (DICOM without ``dicom_output``, HDF5): NIfTI with ``affine`` (the reader's;
+    the identity when ``None``). ``dicom_output`` for an input that is not DICOM writes NIfTI with
+    a warning. Returns the path written; the input is never overwritten.
+    """
+    source, target = Path(source), Path(target)
+    kind = input_kind(source)
+    if kind == "dicom" and dicom_output:
+        write_dicom_series(volume, source, target, description=f"C2S {postfix}")
+        return target
+    if dicom_output:
+        logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", source)
+    if kind == "nifti":
+        return save_like(volume, source, target)
+    matrix = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
+    check_output_path(source, target)
+    return save_nifti(volume, matrix, target)
+
+
 class SaveDenoisedd(MapTransform):
     """Save the denoised volume under ``keys`` in the input's format family; store the path under ``path_key``.
 
@@ -310,19 +335,8 @@ class SaveDenoisedd(MapTransform):
         source = Path(str(meta["filename_or_obj"]))
         kind = input_kind(source)
         subfolder = str(d.get(self.subfolder_key) or "") if self.subfolder_key else ""
+        writes_dicom = kind == "dicom" and self.dicom_output
         for key in self.key_iterator(d):
-            if kind == "dicom" and self.dicom_output:
-                target = self._target(source, "", subfolder)
-                write_dicom_series(d[key], source, target, description=f"C2S {self.output_postfix}")
-            elif kind == "nifti":
-                target = save_like(d[key], source, self._target(source, ".nii.gz", subfolder))
-            else:
-                if self.dicom_output:
-                    logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", source)
-                affine = meta.get("affine")
-                affine = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
-                target = self._target(source, ".nii.gz", subfolder)
-                check_output_path(source, target)
-                save_nifti(d[key], affine, target)
-            d[self.path_key] = str(target)
+            target = self._target(source, "" if writes_dicom else ".nii.gz", subfolder)
+            d[self.path_key] = str(save_denoised(d[key], source, target, meta.get("affine"), self.dicom_output, self.output_postfix))
         return d
