@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,18 +82,26 @@ def export_onnx(network: torch.nn.Module, path: str | os.PathLike, opset: int = 
     axes = {0: Dim("batch"), **{2 + index: Dim(SPATIAL_AXIS_NAMES[index]) for index in range(spatial_dims)}}
     was_training, device = network.training, next(network.parameters()).device
     network.eval().cpu()
+    # the exporter's notes are not the user's business: torchvision ops it cannot register (this
+    # network uses none) and pytree deprecations; its errors still raise
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     try:
-        program = torch.onnx.export(
-            network,
-            (example,),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=opset,
-            dynamic_shapes=(axes,),
-            dynamo=True,
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                network,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamic_shapes=(axes,),
+                dynamo=True,
+                verbose=False,
+            )
     finally:
+        exporter_log.setLevel(level)
         network.train(was_training).to(device)
     layout = {name: str(int(getattr(network, name))) for name in LAYOUT_ATTRIBUTES if hasattr(network, name)}
 

@@ -173,3 +173,16 @@ def test_the_numpy_onnxruntime_recipe_in_the_docs_matches_the_inferer(shipped, s
     stored = torch.from_numpy(np.asarray(nib.load("scan.nii.gz").dataobj, np.float32))[None, None]
     expected = C2SInferer(sigma_data=10.0, flips=1, autocast_dtype="float32")(stored, shipped)[0, 0].numpy()
     assert np.abs(np.asarray(output.dataobj) - expected).max() < TOLERANCE * 800
+
+
+def test_onnx_export_prints_none_of_the_exporters_notes(tmp_path, capfd):
+    """The exporter's torchvision and deprecation notes are not the user's business (issue 17 item 6)."""
+    pytest.importorskip("onnxscript")
+    from c2s_monai.export import export_onnx
+    from c2s_monai.networks import NoiseConditionedUNet
+
+    capfd.readouterr()
+    export_onnx(NoiseConditionedUNet(features=(8, 8, 16, 32, 64, 8)), tmp_path / "tiny.onnx")
+    out, err = capfd.readouterr()
+    assert (tmp_path / "tiny.onnx").is_file()
+    assert "torchvision" not in err and "LeafSpec" not in err and "torchvision" not in out, err
