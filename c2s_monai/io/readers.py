@@ -14,7 +14,8 @@ world coordinates, as ``NibabelReader`` gives).
   ``reconstruction_rss`` by default) with an identity affine.
 
 :class:`LoadVolumed` picks the reader by the kind of input (DICOM folder or file, ``.h5``,
-anything else through MONAI's default readers) and calls it explicitly, so a reader's own
+NIfTI through MONAI's ``NibabelReader``; a file of any other type, a PNG or a text file, is
+refused naming its type) and calls it explicitly, so a reader's own
 error (mixed series, missing HDF5 key) reaches the user instead of MONAI's generic "cannot
 find a suitable reader". :func:`list_inputs` expands a folder or list into the inputs one
 bundle run processes.
@@ -347,10 +348,11 @@ class HDF5Reader(ImageReader):
 
 
 class LoadVolume(Transform):
-    """Load one input (NIfTI or any MONAI-readable file, DICOM series folder, HDF5) as float32 ``(C, x, y, slices)``.
+    """Load one input (NIfTI, DICOM series folder or file, HDF5) as float32 ``(C, x, y, slices)``.
 
     The reader is chosen from the input (:func:`input_kind`) and called explicitly, so its
-    error message (mixed DICOM series, missing HDF5 key) is the one raised; any other failure
+    error message (mixed DICOM series, missing HDF5 key) is the one raised; a file of another type
+    (a PNG, a text file) is refused naming its type (:func:`unsupported_file`); any other failure
     to read (a truncated or corrupt file, a non-numeric voxel type) becomes one
     :class:`~c2s_monai.errors.InputError` that names the file. ``C`` is 1 for one volume
     (a 4D NIfTI gives one channel per volume: :class:`~c2s_monai.transforms.EnsureVolume`
@@ -371,6 +373,8 @@ class LoadVolume(Transform):
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such file or folder; check the path.")
         kind = input_kind(path)
+        if kind == "other":  # refused before LoadImage guesses a reader (PIL would read a PNG as a "4D series")
+            raise InputError(unsupported_file(Path(path)))
         reader = {"dicom": self.dicom_reader, "hdf5": self.hdf5_reader}.get(kind)
         try:
             image = self.loader(path, reader=reader)
@@ -390,9 +394,53 @@ class LoadVolume(Transform):
 
 KIND_NAMES = {"nifti": "NIfTI", "hdf5": "HDF5", "dicom": "DICOM"}
 
+# what a file of an unsupported type is, by suffix, then by its first bytes
+PICTURE = "a picture holds display values, not the scan's intensities"
+OTHER_TYPES = {
+    ".png": "a PNG image", ".jpg": "a JPEG image", ".jpeg": "a JPEG image", ".tif": "a TIFF image", ".tiff": "a TIFF image",
+    ".bmp": "a BMP image", ".gif": "a GIF image", ".webp": "a WebP image", ".txt": "a text file", ".csv": "a CSV table",
+    ".tsv": "a TSV table", ".json": "a JSON file", ".pdf": "a PDF document", ".zip": "a ZIP archive", ".npy": "a NumPy array file",
+    ".npz": "a NumPy archive", ".mat": "a MATLAB file", ".mha": "a MetaImage volume", ".mhd": "a MetaImage header",
+    ".nrrd": "an NRRD volume", ".mgz": "a FreeSurfer MGH volume", ".mgh": "a FreeSurfer MGH volume", ".gz": "a gzip file",
+}
+OTHER_SIGNATURES = [
+    (b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"GIF8", ".gif"),
+    (b"BM", ".bmp"), (b"%PDF", ".pdf"), (b"PK\x03\x04", ".zip"), (b"\x93NUMPY", ".npy"), (b"\x1f\x8b", ".gz"),
+]
+PICTURE_SUFFIXES = (".png", ".jpg", ".tif", ".gif", ".bmp", ".webp")
+
+
+def file_type(path: Path) -> tuple[str, str]:
+    """``(suffix, description)`` of a file that is not an input: ``(".png", "a PNG image")``, by suffix then by content."""
+    suffix = path.suffix.lower().replace(".jpeg", ".jpg").replace(".tiff", ".tif")
+    if suffix in OTHER_TYPES:
+        return suffix, OTHER_TYPES[suffix]
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        head = b""
+    for signature, kind in OTHER_SIGNATURES:
+        if head.startswith(signature):
+            return kind, OTHER_TYPES[kind]
+    return suffix, f"a file of an unsupported type ({suffix or 'no suffix'})"
+
+
+def unsupported_file(path: Path) -> str:
+    """The message for an input that is not a NIfTI, DICOM or HDF5 file (a PNG, a text file...)."""
+    suffix, description = file_type(path)
+    itk = "e.g. SimpleITK.WriteImage(SimpleITK.ReadImage(file), 'scan.nii.gz')"
+    if suffix in PICTURE_SUFFIXES:
+        advice = f"convert it to NIfTI ({itk}), or better export the scan itself: {PICTURE}"
+    elif suffix in (".mha", ".mhd", ".nrrd", ".mgz", ".mgh"):
+        advice = f"convert it to NIfTI ({itk}; mri_convert for .mgz)"
+    else:
+        advice = "give the scan itself, or convert it to NIfTI (e.g. nibabel.save(nibabel.Nifti1Image(array, affine), 'scan.nii.gz'))"
+    return f"{path}: {description}, not a NIfTI (.nii, .nii.gz), DICOM or HDF5 (.h5) volume: {advice}."
+
 
 def _unreadable(path: Path, kind: str, error: BaseException) -> str:
-    """The message for an input no reader could read: a non-numeric NIfTI, a damaged file, an unknown type."""
+    """The message for a NIfTI, HDF5 or DICOM input its reader could not read: a non-numeric NIfTI, a damaged file."""
     if kind == "nifti":
         try:
             dtype = cast(nib.Nifti1Image, nib.load(str(path))).get_data_dtype()  # a NIfTI: nib.load is annotated with the base class
@@ -403,11 +451,6 @@ def _unreadable(path: Path, kind: str, error: BaseException) -> str:
                 f"{path}: voxel type {dtype} is not a number (RGB or another structured type); save one "
                 "grey-level magnitude image per file."
             )
-    if kind == "other":
-        return (
-            f"{path}: not a NIfTI (.nii, .nii.gz), HDF5 (.h5) or DICOM input, and no other reader could read it "
-            f"({describe(error)}); convert it to NIfTI."
-        )
     return (
         f"{path}: cannot be read as {KIND_NAMES[kind]} ({describe(error)}); the file is truncated or "
         "corrupt: copy or export it again."
@@ -446,6 +489,15 @@ def _folder_inputs(folder: Path) -> list[str]:
     return [str(p) for p in series]
 
 
+def _other_files(folder: Path) -> str:
+    """``"; it holds only files of other types: a.png (a PNG image), ...; ..."`` for the empty-folder message."""
+    others = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and OUTPUT_MARK not in p.name)
+    if not others:
+        return ""
+    described = [f"{p.name} ({file_type(p)[1]})" for p in others[:3]] + (["..."] if len(others) > 3 else [])
+    return f"; it holds only {len(others)} file(s) of other types: {', '.join(described)}: convert the scans to NIfTI"
+
+
 def list_inputs(inputs: PathLike | Sequence[PathLike]) -> list[str]:
     """Expand ``inputs`` into the volumes one run processes.
 
@@ -460,11 +512,11 @@ def list_inputs(inputs: PathLike | Sequence[PathLike]) -> list[str]:
         if path.is_dir():
             entries = _folder_inputs(path)
             if not entries:
-                earlier = [p.name for p in path.iterdir() if OUTPUT_MARK in p.name]
+                earlier = sorted(p.name for p in path.iterdir() if OUTPUT_MARK in p.name)
                 skipped = f" (skipped as earlier outputs: {earlier[:3]})" if earlier else ""
                 raise InputError(
                     f"{path}: no NIfTI (.nii, .nii.gz), HDF5 (.h5) or DICOM input in this folder{skipped}; point "
-                    "dataset_dir at the folder that holds the scans."
+                    f"dataset_dir at the folder that holds the scans{_other_files(path)}."
                 )
             found.extend(entries)
         elif path.is_file():
