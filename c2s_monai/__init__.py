@@ -1,27 +1,15 @@
-"""c2s-monai: Corruption2Self (Tu, Shi & Lam, ICLR 2025) self-supervised MRI denoising on MONAI."""
+"""c2s-monai: Corruption2Self (Tu, Shi & Lam, ICLR 2025) self-supervised MRI denoising on MONAI.
 
+The public names below are imported on first use (PEP 562), so ``import c2s_monai`` and the
+CLI's ``--help`` start without loading torch and MONAI; ``from c2s_monai import denoise`` and
+``c2s_monai.C2SInferer`` work as with eager imports.
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
 import logging as _logging
 import warnings as _warnings
-
-from c2s_monai.api import (
-    denoise,
-    denoise_files,
-    denoise_subject,
-    denoise_subjects,
-    load_network,
-    train,
-    train_multicontrast,
-)
-from c2s_monai.estimation import (
-    estimate_sigma,
-    estimate_sigma_background,
-    estimate_sigma_mad,
-)
-from c2s_monai.inferers import C2SInferer
-from c2s_monai.losses import GDSMLoss
-from c2s_monai.networks import NoiseConditionedUNet
-from c2s_monai.noise import add_noise, recorrupt
-from c2s_monai.transforms import AddNoise, AddNoised
 
 # MONAI's optional GPU DICOM decoder (nvImageCodec) is absent on CPU machines: that is not news
 # to a user denoising on a CPU, so its two notices are silenced; pydicom decodes as before.
@@ -30,22 +18,44 @@ _warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCode
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AddNoise",
-    "AddNoised",
-    "C2SInferer",
-    "GDSMLoss",
-    "NoiseConditionedUNet",
-    "add_noise",
-    "denoise",
-    "denoise_files",
-    "denoise_subject",
-    "denoise_subjects",
-    "estimate_sigma",
-    "estimate_sigma_background",
-    "estimate_sigma_mad",
-    "load_network",
-    "recorrupt",
-    "train",
-    "train_multicontrast",
-]
+# public name -> the module that defines it
+_PUBLIC = {
+    "denoise": "c2s_monai.api",
+    "denoise_files": "c2s_monai.api",
+    "denoise_subject": "c2s_monai.api",
+    "denoise_subjects": "c2s_monai.api",
+    "load_network": "c2s_monai.api",
+    "train": "c2s_monai.api",
+    "train_multicontrast": "c2s_monai.api",
+    "estimate_sigma": "c2s_monai.estimation",
+    "estimate_sigma_background": "c2s_monai.estimation",
+    "estimate_sigma_mad": "c2s_monai.estimation",
+    "C2SInferer": "c2s_monai.inferers",
+    "GDSMLoss": "c2s_monai.losses",
+    "NoiseConditionedUNet": "c2s_monai.networks",
+    "add_noise": "c2s_monai.noise",
+    "recorrupt": "c2s_monai.noise",
+    "AddNoise": "c2s_monai.transforms",
+    "AddNoised": "c2s_monai.transforms",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    """A public name (imported from its module on first use), or a submodule (``c2s_monai.context``)."""
+    if name in _PUBLIC:
+        value = getattr(_importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return _importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

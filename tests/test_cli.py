@@ -155,3 +155,19 @@ def test_the_signatures_read_from_the_source_are_the_functions_own(module, funct
     parameters, _ = api_signature(module, function.__name__)
     expected = {n: p.default for n, p in inspect.signature(function).parameters.items() if p.kind is not p.VAR_KEYWORD}
     assert {p.name: (p.default if p.has_default else inspect.Parameter.empty) for p in parameters} == expected
+
+
+def test_help_starts_without_loading_torch():
+    """`c2s-monai <command> --help` imports neither torch nor MONAI (c2s_monai's names load on first use)."""
+    script = (
+        "import sys\n"
+        "from c2s_monai.cli import main\n"
+        "try:\n"
+        "    main(['denoise', '--help'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
