@@ -97,7 +97,8 @@ class BatchSummary:
 
     ``{"inputs": N, "denoised": n, "skipped": s, "failed": m, "not_processed": k, "seconds": t,
     "results": [...]}`` with one result per input in input order:
-    ``{"input", "status": "denoised", "output"}``, ``{"input", "status": "skipped", "output"}``
+    ``{"input", "status": "denoised", "output"}`` (with ``"overwritten": true`` where an earlier
+    output was replaced), ``{"input", "status": "skipped", "output"}``
     (its complete output existed: :class:`CompletedOutputs`) or
     ``{"input", "status": "failed", "stage": "load" | "denoise", "error", "message"}``
     (``"not processed"``: the run never reached it).
@@ -113,6 +114,8 @@ class BatchSummary:
             merged summary (:func:`merge_summaries`), :meth:`check` judges the merged result on
             every rank and :meth:`exit_on_failure` on rank 0. Every process must complete its
             run (taking in the records is a collective operation).
+        absolute_paths: record inputs and outputs as absolute paths, as the per-file JSON
+            reports hold them (:func:`c2s_monai.api.denoise_files` does); otherwise as given.
     """
 
     def __init__(
@@ -122,9 +125,11 @@ class BatchSummary:
         source_key: str = "source",
         output_key: str = "output_path",
         gather: bool = False,
+        absolute_paths: bool = False,
     ) -> None:
         self.output_file = Path(output_file) if output_file else None
-        self.inputs = [str(i) for i in inputs]
+        self.absolute_paths = parse_flag(absolute_paths, "absolute_paths")
+        self.inputs = [self._path(i) for i in inputs]
         self.source_key = source_key
         self.output_key = output_key
         self.gather = parse_flag(gather, "gather")
@@ -132,12 +137,21 @@ class BatchSummary:
         self.results: dict[str, dict] = {}
         self.started = time.time()
 
-    def denoised(self, source, output) -> None:
-        self.results[str(source)] = {"input": str(source), "status": "denoised", "output": str(output) if output else None}
+    def _path(self, path) -> str:
+        """``path`` as recorded: absolute (symbolic links resolved, as in the per-file reports) with ``absolute_paths``."""
+        return str(Path(str(path)).resolve()) if self.absolute_paths and path else str(path)
+
+    def denoised(self, source, output, overwritten: bool = False) -> None:
+        """Record an input denoised into ``output``; ``overwritten``: an earlier output there was replaced."""
+        source = self._path(source)
+        self.results[source] = {"input": source, "status": "denoised", "output": self._path(output) if output else None}
+        if overwritten:
+            self.results[source]["overwritten"] = True
 
     def skipped(self, source, output) -> None:
         """Record (and log) an input not denoised again because its complete ``output`` exists."""
-        self.results[str(source)] = {"input": str(source), "status": "skipped", "output": str(output)}
+        source = self._path(source)
+        self.results[source] = {"input": source, "status": "skipped", "output": self._path(output)}
         logger.info("%s: skipped, its complete output exists: %s (skip_existing false denoises it again)", source, output)
 
     def failed(self, source, stage: str, error: BaseException) -> None:
@@ -145,7 +159,8 @@ class BatchSummary:
 
     def record(self, failure: Mapping) -> None:
         """Keep a failure record (as :func:`failure_record` makes) and log it."""
-        self.results[str(failure["input"])] = {**failure, "status": "failed"}
+        source = self._path(failure["input"])
+        self.results[source] = {**failure, "input": source, "status": "failed"}
         logger.error("%s failed (%s): %s", failure["input"], failure["stage"], failure["message"])
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
@@ -27,6 +28,7 @@ from c2s_monai.context import (
     AUTO,
 )
 from c2s_monai.errors import InputError
+from c2s_monai.handlers.reports import write_report
 from c2s_monai.inferers import C2SInferer, denoising_record
 from c2s_monai.io import (
     check_output_path,
@@ -54,6 +56,7 @@ def denoise(
     slice_axis: int | str | None = None,
     h5_key: str = defaults.H5_KEY,
     dicom_output: bool = False,
+    report: bool = False,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
@@ -71,9 +74,15 @@ def denoise(
     beside the weights. ``context_slices``: ``"auto"`` (the network's context; a single 2D
     image falls back to zero context) or the network's ``K`` as an explicit request, refused
     for a 2D image; ``slice_axis``: ``"auto"`` (largest voxel spacing), 0, 1 or 2, ``None``:
-    as trained (:class:`c2s_monai.C2SInferer`).
+    as trained (:class:`c2s_monai.C2SInferer`). ``report`` (``c2s-monai denoise --report true``):
+    also write, beside the output, the QA figure ``<output name>_qa.png`` and the JSON report
+    ``<output name>.json`` the bundle writes (:func:`c2s_monai.handlers.reports.write_report`;
+    for a 4D series with ``each_volume``, of its first volume, the report listing every
+    volume's sigma). An existing output is overwritten, with a warning naming it.
     """
+    started = time.perf_counter()
     dicom_output = bool(parse_flag(dicom_output, "dicom_output"))
+    report = bool(parse_flag(report, "report"))
     writes_dicom = dicom_output and input_kind(input_file) == "dicom"
     if dicom_output and not writes_dicom:
         logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", input_file)
@@ -93,7 +102,7 @@ def denoise(
     check_writable_folder(output_file.parent, create=False)
     # the bundle's load_transforms: LoadVolumed then EnsureVolumed
     volumes = cast(MetaTensor, EnsureVolume(None if parse_flag(each_volume, "each_volume") else 1)(LoadVolume(h5_key=str(h5_key))(str(input_file))))
-    denoised = []
+    denoised, records = [], []
     for index in range(volumes.shape[0]):
         volume = volumes[index : index + 1]
         if volumes.shape[0] > 1:
@@ -103,9 +112,27 @@ def denoise(
                 raise InputError(f"{error} (volume {index} of the series)") from error
         output = inferer(volume.unsqueeze(0).to(device), network)
         denoised.append(output[0, 0])
-        logger.info("%s: sigma_data = %.6g (image units)", input_file, denoising_record(output)["sigma_data"])
+        records.append(denoising_record(output))
+        logger.info("%s: sigma_data = %.6g (image units)", input_file, records[-1]["sigma_data"])
     result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
-    return save_denoised(result, input_file, output_file, volumes.meta.get("affine"), writes_dicom)
+    existed = output_file.exists()
+    written = save_denoised(result, input_file, output_file, volumes.meta.get("affine"), writes_dicom)
+    if existed:
+        logger.warning("%s: exists, overwritten", written)
+    if report:
+        details = {
+            "flips": len(getattr(inferer, "flips", ())) or None,
+            "seconds_total": time.perf_counter() - started,
+            "device": str(device),
+            **({"model": str(Path(model).resolve())} if not isinstance(model, torch.nn.Module) else {}),
+            **({"volumes_sigma_data": [r.get("sigma_data") for r in records]} if len(records) > 1 else {}),
+            **({"overwritten": True} if existed else {}),
+        }
+        try:
+            write_report(volumes, denoised[0], written, records[0], meta=volumes.meta, details=details)
+        except Exception as error:  # noqa: BLE001  as in the bundle: a report must not lose the written output
+            logger.warning("%s: the QA figure or JSON report failed (%s); the denoised output is kept.", written, error)
+    return written
 
 
 def denoised_path(input_file: str | os.PathLike, output_dir: str | os.PathLike | None = None, dicom_output: bool = False) -> Path:
@@ -127,7 +154,7 @@ def _series_folder(input_file: str | os.PathLike) -> Path:
 _INFERER_SETTINGS = ("sigma_data", "flips", "autocast_dtype", "context_slices", "slice_axis")
 
 
-_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides", "dicom_output")
+_FLAG_SETTINGS = ("each_volume", "rician_vst", "resample_guides", "dicom_output", "report")
 
 
 def check_settings(function, options: Mapping, passed: Sequence[str]) -> None:
@@ -161,13 +188,15 @@ def denoise_files(
     bad input is recorded and skipped, nothing written for it; at the end the outcome of every
     input is written to ``summary_file`` (default ``<output_dir>/summary.json``; none without
     either) and returned as a :class:`~c2s_monai.batch.BatchSummary`, whose ``check()`` raises
-    if any input failed. A bad model, setting or output folder stops the run at once.
+    if any input failed. A bad model, setting or output folder stops the run at once. The
+    summary's paths are absolute, as the per-file reports'; an input whose output existed and
+    was overwritten has ``"overwritten": true`` in it (and a warning is logged).
 
     Args:
         inputs: files and folders; a folder is expanded by :func:`c2s_monai.io.readers.list_inputs`.
         model, device, options: as :func:`denoise` (``sigma_data``, ``flips``, ``each_volume``, ``autocast_dtype``, ``rician_vst``,
             ``context_slices``, ``slice_axis``, ``h5_key``, ``dicom_output``: each DICOM series is written as a
-            series folder ``<series>_denoised``).
+            series folder ``<series>_denoised``; ``report``: the QA figure and JSON report of each output).
     """
     check_settings(denoise, options, passed=("input_file", "model", "output_file", "device"))
     if options.get("rician_vst") is None:
@@ -187,13 +216,14 @@ def denoise_files(
                 unlisted.append((str(item), error))
         else:
             files.append(str(item))
-    summary = BatchSummary(summary_file, inputs=[item for item, _ in unlisted] + files)
+    summary = BatchSummary(summary_file, inputs=[item for item, _ in unlisted] + files, absolute_paths=True)
     for item, list_error in unlisted:
         summary.failed(item, "list", list_error)
     for file in files:
         try:
             target = denoised_path(file, output_dir, options.get("dicom_output") or False)
-            summary.denoised(file, denoise(file, network, target, device=device, **options))
+            existed = target.exists()
+            summary.denoised(file, denoise(file, network, target, device=device, **options), overwritten=existed)
         except Exception as error:  # noqa: BLE001  one input's failure is not the run's
             summary.failed(file, "denoise", error)
     summary.write()

@@ -1,14 +1,17 @@
 """What a denoising run did, for MONAI evaluators: QA figures and JSON reports.
 
 - :class:`DenoisingReportHandler` (inference, evaluation): for every input, a PNG QA figure
-  (noisy | denoised | residual on a few slices, :func:`qa_figure`) and a JSON report (input and
-  output paths, the noise level used in image units and where it came from, how the volume
+  (whole slice and zoomed crop of noisy and denoised on one grey scale, and the residual
+  ``noisy - denoised`` with its colour bar, on a few slices: :func:`qa_figure`) and a JSON
+  report (input and output paths, the noise level used in image units and where it came from, how the volume
   was denoised: network dimensions, slice axis, context and its edge handling or 2D fallback,
   the measured noise correlation; timings, shape, no-reference checks).
 - :class:`NoReferenceReportHandler` (validation without a clean image): averages the
   no-reference checks of :func:`c2s_monai.evaluation.no_reference_metrics` over the
   validation volumes into ``engine.state.metrics`` (so ``StatsHandler`` and
   ``TensorBoardStatsHandler`` log them) and appends them to a JSON file per epoch.
+- :func:`write_report`: the figure and the JSON report of one volume, written by the handler
+  and by :func:`c2s_monai.api.denoise` (the API and the CLI) alike.
 
 Both read the noise level each volume was denoised at from the prediction's metadata, where
 :class:`~c2s_monai.inferers.C2SInferer` writes it (:func:`c2s_monai.inferers.denoising_record`).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,40 +57,92 @@ def _target_volume(volume) -> np.ndarray:
     return array[0] if array.ndim == 4 else array
 
 
+def _slice_indices(depth: int, num_slices: int) -> list[int]:
+    count = max(1, min(num_slices, depth))
+    return sorted({round(float(v)) for v in np.linspace(0, depth - 1, count + 2)[1:-1]}) if depth > count else list(range(depth))
+
+
+def _crop_box(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``(x0, x1, y0, y1)``: the central quarter of a slice (half its width, half its height), at least 1 voxel."""
+    (width, height) = shape[:2]
+    x0, y0 = width // 4, height // 4
+    return x0, max(x0 + 1, x0 + (width + 1) // 2), y0, max(y0 + 1, y0 + (height + 1) // 2)
+
+
+RESIDUAL_LABEL = "noisy - denoised (image units)"
+
+
+def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None):
+    """The QA figure as a :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot): what :func:`qa_figure` saves.
+
+    One row per slice (last axis), five panels, each axis labelled (``Axes.get_label()``) by its role:
+
+    - ``"noisy"``, ``"denoised"``: the whole slice, one grey scale for both (the 0.5th-99.5th
+      percentiles of the noisy slice), the zoomed region outlined;
+    - ``"noisy zoom"``, ``"denoised zoom"``: the central quarter of the slice (half its width and
+      height), same grey scale, axes in voxel indices of the slice;
+    - ``"residual"``: ``noisy - denoised`` in a diverging map symmetric about 0, at ``±3 sigma``
+      (without a sigma: ``±`` its 99.5th percentile of ``|residual|``), with a colour bar
+      labelled :data:`RESIDUAL_LABEL`; red where the noisy image is brighter.
+
+    The title states the sigma used (image units) and the residual's definition.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    noisy_array = _in_plane_display(_target_volume(noisy), affine)
+    denoised_array = _in_plane_display(_target_volume(denoised), affine)
+    residual = noisy_array - denoised_array
+    indices = _slice_indices(noisy_array.shape[-1], num_slices)
+    bound = 3.0 * float(sigma) if sigma else float(np.percentile(np.abs(residual), 99.5)) or 1.0
+    x0, x1, y0, y1 = _crop_box(noisy_array.shape)
+    figure = Figure(figsize=(16, 3.2 * len(indices) + 0.8))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(indices), 5, squeeze=False)
+    zoom_extent = (x0 - 0.5, x1 - 0.5, y0 - 0.5, y1 - 0.5)
+    for row, k in enumerate(indices):
+        low, high = (float(v) for v in np.percentile(noisy_array[..., k], [0.5, 99.5]))
+        high = high if high > low else low + 1.0
+        for column, (name, panel) in enumerate((("noisy", noisy_array[..., k]), ("denoised", denoised_array[..., k]))):
+            whole, zoom = axes[row, column], axes[row, column + 2]
+            whole.imshow(panel.T, cmap="gray", vmin=low, vmax=high, origin="lower", interpolation="nearest")
+            whole.add_patch(Rectangle((zoom_extent[0], zoom_extent[2]), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=0.8))
+            whole.set_title(f"{name}, slice {k}", fontsize=9)
+            whole.set_label(name)
+            zoom.imshow(panel[x0:x1, y0:y1].T, cmap="gray", vmin=low, vmax=high, origin="lower", interpolation="nearest", extent=zoom_extent)
+            zoom.set_title(f"{name}, zoom x {x0}:{x1}, y {y0}:{y1}", fontsize=9)
+            zoom.set_label(f"{name} zoom")
+        axis = axes[row, 4]
+        image = axis.imshow(residual[..., k].T, cmap="RdBu_r", vmin=-bound, vmax=bound, origin="lower", interpolation="nearest")
+        scale = "±3 sigma" if sigma else "±99.5th pct"
+        axis.set_title(f"residual noisy - denoised, {scale}", fontsize=9)
+        axis.set_label("residual")
+        colorbar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        colorbar.set_label(RESIDUAL_LABEL, fontsize=8)
+        colorbar.ax.tick_params(labelsize=7)
+        for panel_axis in axes[row, :4]:
+            panel_axis.set_xticks([])
+            panel_axis.set_yticks([])
+        axis.set_xticks([])
+        axis.set_yticks([])
+    used = f"sigma used = {float(sigma):.4g} (image units)" if sigma else "sigma not recorded"
+    caption = (
+        f"{used}; noisy and denoised share one grey scale per slice (0.5-99.5th percentile of the noisy slice); "
+        f"residual = noisy - denoised, red: noisy brighter, blue: denoised brighter, range {'±3 sigma' if sigma else '±99.5th percentile of |residual|'}"
+        f" = ±{bound:.4g}"
+    )
+    figure.suptitle(f"{title}\n{caption}" if title else caption, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def qa_figure(
     noisy, denoised, output_path: PathLike, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None
 ) -> Path:
-    """Save a PNG with rows of ``noisy | denoised | residual`` for ``num_slices`` slices (last axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    noisy_array, denoised_array = _target_volume(noisy), _target_volume(denoised)
-    noisy_array = _in_plane_display(noisy_array, affine)
-    denoised_array = _in_plane_display(denoised_array, affine)
-    residual = noisy_array - denoised_array
-    depth = noisy_array.shape[-1]
-    count = max(1, min(num_slices, depth))
-    indices = sorted({round(float(v)) for v in np.linspace(0, depth - 1, count + 2)[1:-1]}) if depth > count else list(range(depth))
-    low, high = np.percentile(noisy_array, [0.5, 99.5])
-    bound = 3.0 * sigma if sigma else float(np.percentile(np.abs(residual), 99.5)) or 1.0
-    figure, axes = plt.subplots(len(indices), 3, figsize=(9, 3 * len(indices)), squeeze=False)
-    for row, k in enumerate(indices):
-        panels = (("noisy", noisy_array[..., k], "gray", low, high), ("denoised", denoised_array[..., k], "gray", low, high),
-                  ("residual", residual[..., k], "coolwarm", -bound, bound))
-        for column, (name, panel, cmap, vmin, vmax) in enumerate(panels):
-            axis = axes[row, column]
-            axis.imshow(panel.T, cmap=cmap, vmin=vmin, vmax=vmax, origin="lower", interpolation="nearest")
-            axis.set_title(f"{name}, slice {k}", fontsize=9)
-            axis.axis("off")
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    try:
-        atomic_write(output_path, lambda temporary: figure.savefig(temporary, dpi=100))
-    finally:
-        plt.close(figure)
+    """Save the QA figure of :func:`build_qa_figure` as a PNG at ``output_path`` (atomically); return the path."""
+    figure = build_qa_figure(noisy, denoised, affine=affine, num_slices=num_slices, title=title, sigma=sigma)
+    atomic_write(output_path, lambda temporary: figure.savefig(temporary, dpi=90, format="png"))
     return Path(output_path)
 
 
@@ -111,13 +167,87 @@ def _items(output) -> list[dict]:
 
 def _report_name(item: dict, path_key: str, image_key: str) -> tuple[Path | None, str]:
     """Where the reports of one item go: beside its output, named after it."""
-    output = item.get(path_key)
-    if output:
-        path = Path(str(output))
+    source = str(getattr(item.get(image_key), "meta", {}).get("filename_or_obj", "volume"))
+    return report_location(item.get(path_key), source)
+
+
+def report_location(output_path: PathLike | None, source: PathLike | None = None) -> tuple[Path | None, str]:
+    """Where the reports of one output go and their name: beside the output, named after it (``<name>_qa.png``, ``<name>.json``).
+
+    A NIfTI output ``.../scan_denoised.nii.gz`` gives ``(..., "scan_denoised")``; a DICOM series
+    folder ``.../series_denoised`` gives ``(..., "series_denoised")``. Without an output: no
+    folder, the name of ``source``.
+    """
+    if output_path:
+        path = Path(str(output_path))
         name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem if path.is_file() else path.name
         return path.parent, name
-    source = str(getattr(item.get(image_key), "meta", {}).get("filename_or_obj", "volume"))
-    return None, Path(source).name.split(".")[0]
+    return None, Path(str(source or "volume")).name.split(".")[0]
+
+
+def write_report(
+    noisy,
+    denoised,
+    output_path: PathLike | None,
+    record: Mapping,
+    *,
+    folder: PathLike | None = None,
+    name: str | None = None,
+    meta: Mapping | None = None,
+    num_slices: int = 3,
+    details: Mapping | None = None,
+) -> dict:
+    """Write the QA figure ``<name>_qa.png`` and the JSON report ``<name>.json`` of one denoised volume; return the report.
+
+    The one report writer of the bundle (:class:`DenoisingReportHandler`) and the API and CLI
+    (:func:`c2s_monai.api.denoise`).
+
+    Args:
+        noisy, denoised: the input (``(C, x, y, slices)`` or ``(x, y, slices)``; channel 0 is
+            shown) and its denoised volume.
+        output_path: the written output (a NIfTI file or a DICOM series folder); ``None``: none.
+        record: what the inferer recorded (:func:`c2s_monai.inferers.denoising_record`:
+            ``sigma_data``, ``sigma_source``, ``volume``).
+        folder, name: where the reports go and their name; default :func:`report_location`
+            (beside the output, named after it).
+        meta: the input's metadata (``filename_or_obj``, ``affine``, ``source_format``, contrasts);
+            default ``noisy.meta``.
+        num_slices: slices shown in the figure.
+        details: entries added to the report (``flips``, timings, ``device``, the checkpoint...).
+    """
+    meta = meta if meta is not None else getattr(noisy, "meta", {}) or {}
+    source = meta.get("filename_or_obj", "")
+    default_folder, default_name = report_location(output_path, source or None)
+    folder = Path(folder) if folder is not None else default_folder or Path(".")
+    name = name or default_name
+    sigma = record.get("sigma_data")
+    sigma_source = record.get("sigma_source", "unknown")
+    volume = record.get("volume")
+    figure = qa_figure(
+        noisy, denoised, folder / f"{name}_qa.png", affine=meta.get("affine"), num_slices=num_slices,
+        title=f"{Path(str(source or name)).name}  sigma_data={sigma:.4g} ({sigma_source})" if sigma else name, sigma=sigma,
+    )
+    report: dict[str, Any] = {
+        "input": _absolute(source),
+        "input_format": str(meta.get("source_format", "")),
+        "output": _absolute(output_path),
+        "qa_figure": _absolute(figure),
+        "sigma_data": sigma,
+        "sigma_source": sigma_source,
+        "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
+        **({"volume": volume} if volume else {}),
+        **_contrast_fields(meta),
+        **dict(details or {}),
+    }
+    if sigma:
+        report["no_reference"] = no_reference_metrics(_target_volume(noisy), _target_volume(denoised), sigma)
+    write_text_atomic(folder / f"{name}.json", json.dumps(report, indent=2))
+    seconds = report.get("seconds_total")
+    logger.info(
+        "%s -> %s (sigma_data %.4g, %s, %.1f s)", report["input"], report["output"], sigma or float("nan"), sigma_source,
+        seconds if seconds is not None else float("nan"),
+    )
+    return report
 
 
 class DenoisingReportHandler:
@@ -177,37 +307,22 @@ class DenoisingReportHandler:
     def _report(
         self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int, volume: dict | None = None
     ) -> None:
-        noisy, denoised = item[self.image_key], item[self.pred_key]
-        meta = getattr(noisy, "meta", {})
         folder, name = _report_name(item, self.path_key, self.image_key)
-        folder = folder or self.output_dir
-        figure = qa_figure(
-            noisy, denoised, folder / f"{name}_qa.png", affine=meta.get("affine"), num_slices=self.num_slices,
-            title=f"{Path(str(meta.get('filename_or_obj', name))).name}  sigma_data={sigma:.4g}" if sigma else name, sigma=sigma,
-        )
-        report = {
-            "input": _absolute(meta.get("filename_or_obj", "")),
-            "input_format": str(meta.get("source_format", "")),
-            "output": _absolute(item.get(self.path_key)),
-            "qa_figure": _absolute(figure),
-            "sigma_data": sigma,
-            "sigma_source": sigma_source,
+        details: dict[str, Any] = {
             "flips": len(getattr(engine.inferer, "flips", ())) or None,  # type: ignore[attr-defined]  # a MONAI evaluator's inferer
-            "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
-            **({"volume": volume} if volume else {}),
-            **_contrast_fields(meta),
             "seconds_total": seconds,
             "seconds_denoising": max(0.0, self._forward_done - self._start) / count if self._forward_done else None,
             "device": str(engine.state.device),  # type: ignore[attr-defined]  # MONAI's Workflow adds device to ignite's State
             **self.extra,
         }
-        if sigma:
-            report["no_reference"] = no_reference_metrics(_target_volume(noisy), _target_volume(denoised), sigma)
         if "label" in item and item["label"] is not None:
-            report["has_reference"] = True
-        write_text_atomic(folder / f"{name}.json", json.dumps(report, indent=2))
+            details["has_reference"] = True
+        record = {"sigma_data": sigma, "sigma_source": sigma_source, **({"volume": volume} if volume else {})}
+        report = write_report(
+            item[self.image_key], item[self.pred_key], item.get(self.path_key), record, folder=folder or self.output_dir, name=name,
+            num_slices=self.num_slices, details=details,
+        )
         self.reports.append(report)
-        logger.info("%s -> %s (sigma_data %.4g, %s, %.1f s)", report["input"], report["output"], sigma or float("nan"), sigma_source, seconds)
 
 
 class NoReferenceReportHandler:
