@@ -11,10 +11,15 @@ import importlib as _importlib
 import logging as _logging
 import warnings as _warnings
 
+from c2s_monai.errors import install_excepthook as _install_excepthook
+
 # MONAI's optional GPU DICOM decoder (nvImageCodec) is absent on CPU machines: that is not news
 # to a user denoising on a CPU, so its two notices are silenced; pydicom decodes as before.
 _logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(_logging.ERROR)
 _warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register", category=UserWarning)
+
+# a failed run ends with the clear message, not MONAI's wrapper of it (c2s_monai.errors.report_error)
+_install_excepthook()
 
 __version__ = "0.1.0"
 

@@ -214,7 +214,7 @@ def test_denoise_files_writes_dicom_series_beside_nifti_outputs(tmp_path, tiny_m
     make_dicom_series(tmp_path / "in" / "series", num_slices=3)
     write_nifti(tmp_path / "nifti_scan.nii.gz", noisy())
     summary = c2s_monai.denoise_files(
-        [tmp_path / "in", tmp_path / "nifti_scan.nii.gz"], tiny_model, output_dir=tmp_path / "out", dicom_output="true", flips=1
+        [tmp_path / "in", tmp_path / "nifti_scan.nii.gz"], tiny_model, output_dir=tmp_path / "out", dicom_output="true", flips=1, report=False
     )
     summary.check()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nifti_scan_denoised.nii.gz", "series_denoised", "summary.json"]

@@ -147,7 +147,9 @@ def test_python_api_and_cli_go_on_past_bad_inputs(batch, tmp_path, monkeypatch):
     assert missing["error"] == "FileNotFoundError" and "no such file" in missing["message"]
     with pytest.raises(BatchFailedError, match="7 of 10 inputs failed"):
         summary.check()
-    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["a_good_denoised.nii.gz", "series_denoised.nii.gz", "summary.json", "z_good_denoised.nii.gz"]
+    outputs = ["a_good_denoised", "series_denoised", "z_good_denoised"]  # each with its QA figure and JSON report, as the bundle writes
+    expected = sorted([f"{name}{suffix}" for name in outputs for suffix in (".nii.gz", "_qa.png", ".json")] + ["summary.json"])
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == expected
 
     argv = ["c2s-monai", "denoise", str(batch / "nifti"), "--model", str(batch / "model.pt"), "--output_dir", str(tmp_path / "cli"), "--flips", "1"]
     monkeypatch.setattr(sys, "argv", argv)

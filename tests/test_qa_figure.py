@@ -96,9 +96,10 @@ def test_the_api_writes_the_qa_figure_and_the_json_report_beside_the_output(mode
 def test_without_report_only_the_output_is_written(model_and_input, tmp_path):
     model, inputs = model_and_input
     c2s_monai.denoise(inputs / "scan.nii.gz", model, tmp_path / "out.nii.gz", sigma_data=SIGMA, report=False)
-    c2s_monai.denoise(inputs / "scan.nii.gz", model, tmp_path / "default.nii.gz", sigma_data=SIGMA)
-    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["default.nii.gz", "out.nii.gz"]
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["out.nii.gz"]
     assert not [p for p in tmp_path.glob("*.json") if p.name != "model_config.json"] and not list(tmp_path.glob("*.png"))
+    c2s_monai.denoise(inputs / "scan.nii.gz", model, tmp_path / "default.nii.gz", sigma_data=SIGMA)  # reports by default, as the bundle
+    assert (tmp_path / "default_qa.png").is_file() and (tmp_path / "default.json").is_file()
     summary = api.denoise_files([inputs], model, output_dir=tmp_path / "batch", sigma_data=SIGMA, report="false")
     summary.check()
     assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["scan_denoised.nii.gz", "summary.json"]

@@ -56,7 +56,7 @@ def denoise(
     slice_axis: int | str | None = None,
     h5_key: str = defaults.H5_KEY,
     dicom_output: bool = False,
-    report: bool = False,
+    report: bool = True,
 ) -> Path:
     """Denoise one volume and write ``<name>_denoised.nii.gz`` beside it (or ``output_file``).
 
@@ -74,7 +74,7 @@ def denoise(
     beside the weights. ``context_slices``: ``"auto"`` (the network's context; a single 2D
     image falls back to zero context) or the network's ``K`` as an explicit request, refused
     for a 2D image; ``slice_axis``: ``"auto"`` (largest voxel spacing), 0, 1 or 2, ``None``:
-    as trained (:class:`c2s_monai.C2SInferer`). ``report`` (``c2s-monai denoise --report true``):
+    as trained (:class:`c2s_monai.C2SInferer`). ``report`` (default true; ``c2s-monai denoise --report false`` to skip):
     also write, beside the output, the QA figure ``<output name>_qa.png`` and the JSON report
     ``<output name>.json`` the bundle writes (:func:`c2s_monai.handlers.reports.write_report`;
     for a 4D series with ``each_volume``, of its first volume, the report listing every
