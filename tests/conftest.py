@@ -72,3 +72,24 @@ def make_phantom():
 def psnr_fn():
     """The :func:`psnr` helper."""
     return psnr
+
+
+@pytest.fixture
+def model_and_input(tmp_path):
+    """A tiny slice-by-slice network (``model.pt`` with its ``model_config.json``) and a folder holding one small noisy NIfTI."""
+    import json
+
+    import nibabel as nib
+    import torch
+
+    from c2s_monai.networks import NoiseConditionedUNet
+
+    features = [8, 8, 16, 32, 64, 8]
+    torch.manual_seed(0)
+    torch.save(NoiseConditionedUNet(features=features).state_dict(), tmp_path / "model.pt")
+    (tmp_path / "model_config.json").write_text(json.dumps({"network": {"features": features, "context_slices": 0}}))
+    image = np.random.default_rng(0).normal(1.0, 0.1, (16, 16, 3)).astype(np.float32)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    nib.save(nib.Nifti1Image(image, np.eye(4)), inputs / "scan.nii.gz")
+    return tmp_path / "model.pt", inputs

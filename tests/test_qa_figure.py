@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -14,7 +13,6 @@ import torch
 import c2s_monai
 from c2s_monai import api
 from c2s_monai.handlers.reports import RESIDUAL_LABEL, build_qa_figure, qa_figure
-from c2s_monai.networks import NoiseConditionedUNet
 
 TINY = [8, 8, 16, 32, 64, 8]
 SIGMA = 0.1
@@ -65,18 +63,6 @@ def test_without_a_sigma_the_residual_is_still_symmetric_and_qa_figure_writes_a_
     path = qa_figure(noisy, denoised, tmp_path / "scan_qa.png", sigma=SIGMA)
     assert path == tmp_path / "scan_qa.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scan_qa.png"]  # no temporary left
-
-
-@pytest.fixture
-def model_and_input(tmp_path):
-    torch.manual_seed(0)
-    torch.save(NoiseConditionedUNet(features=TINY).state_dict(), tmp_path / "model.pt")
-    (tmp_path / "model_config.json").write_text(json.dumps({"network": {"features": TINY, "context_slices": 0}}))
-    image = np.random.default_rng(0).normal(1.0, 0.1, (16, 16, 3)).astype(np.float32)
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    nib.save(nib.Nifti1Image(image, np.eye(4)), inputs / "scan.nii.gz")
-    return tmp_path / "model.pt", inputs
 
 
 def test_the_api_writes_the_qa_figure_and_the_json_report_beside_the_output(model_and_input, tmp_path):

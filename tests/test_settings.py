@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
-import nibabel as nib
-import numpy as np
 import pytest
-import torch
 
 from c2s_monai import api
-from c2s_monai.networks import NoiseConditionedUNet
 
 TINY = [8, 8, 16, 32, 64, 8]
-
-
-@pytest.fixture
-def model_and_input(tmp_path):
-    torch.manual_seed(0)
-    torch.save(NoiseConditionedUNet(features=TINY).state_dict(), tmp_path / "model.pt")
-    (tmp_path / "model_config.json").write_text(json.dumps({"network": {"features": TINY, "context_slices": 0}}))
-    image = np.random.default_rng(0).normal(1.0, 0.1, (16, 16, 3)).astype(np.float32)
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    nib.save(nib.Nifti1Image(image, np.eye(4)), inputs / "scan.nii.gz")
-    return tmp_path / "model.pt", inputs
 
 
 @pytest.mark.parametrize(
