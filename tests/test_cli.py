@@ -171,3 +171,14 @@ def test_help_starts_without_loading_torch():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+def test_training_shows_a_progress_bar_with_the_loss(tmp_path, capfd, model_and_input):
+    """Long work shows progress: the API's training (and so `c2s-monai train` and `demo`) draws a bar with the loss."""
+    from c2s_monai import train
+
+    _, inputs = model_and_input
+    train([inputs / "scan.nii.gz"], tmp_path / "run", epochs=1, iterations_per_epoch=3, patch_size=32, batch_size=2,
+          features=(8, 8, 16, 32, 64, 8), sigma_data=0.1, context_slices=0, progress=True)
+    err = capfd.readouterr().err
+    assert "loss=" in err and "/3]" in err, err[-500:]

@@ -126,6 +126,8 @@ def create_trainer(
         amp=False,
         decollate=False,
     )
+    # ignite says "resuming from iteration 0" on every fresh run; only a real resume is news
+    trainer.logger.addFilter(lambda record: not str(record.getMessage()).startswith("Engine run resuming from iteration 0,"))
     trainer.lr_scheduler = scheduler  # type: ignore[attr-defined]  # an attribute of ours, for callers that resize the schedule (benchmarks/volumetric.py: a time budget)
     ema = WarmupEMAHandler(network, momentum=ema_momentum)
     ema.attach(trainer)
