@@ -40,19 +40,18 @@ from c2s_monai.multicontrast import StackContrastsd, target_items
 from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
 
 # The HDF5 dataset read by default (fastMRI/M4Raw magnitude images), the bundle's `h5_key`.
-H5_KEY = defaults.H5_KEY  # under the name this module exported first
 
 
 def volume_transforms(
     keys: str = "image",
-    sigma_data: float | str = "auto",
+    sigma_data: float | str = defaults.SIGMA_DATA,
     percentile: float = defaults.INTENSITY_PERCENTILE,
     channel_scaling: str = "per_channel",
     rician_vst: bool = False,
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
     spatial_dims: int = 2,
-    h5_key: str = H5_KEY,
+    h5_key: str = defaults.H5_KEY,
     num_channels: int | None = None,
 ) -> Compose:
     """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
@@ -80,14 +79,14 @@ def volume_transforms(
 
 def multicontrast_volume_transforms(
     contrasts: Sequence[str],
-    sigma_data: float | str = "auto",
+    sigma_data: float | str = defaults.SIGMA_DATA,
     percentile: float = defaults.INTENSITY_PERCENTILE,
     resample_guides: bool = False,
     tolerance: float = 1e-3,
     slice_axis: int | str = AUTO,
     context_slices: int | str = 0,
     spatial_dims: int = 2,
-    h5_key: str = H5_KEY,
+    h5_key: str = defaults.H5_KEY,
 ) -> Compose:
     """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), move the slice axis last, scale.
 
@@ -165,7 +164,7 @@ def patch_transforms(
 
 def training_loader(
     files: Sequence[str] | Sequence[Mapping[str, str]],
-    sigma_data: float | str = "auto",
+    sigma_data: float | str = defaults.SIGMA_DATA,
     patch_size: int = 96,
     batch_size: int = 8,
     iterations_per_epoch: int = 100,
@@ -179,7 +178,7 @@ def training_loader(
     spatial_dims: int = 2,
     slice_axis: int | str = AUTO,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
-    h5_key: str = H5_KEY,
+    h5_key: str = defaults.H5_KEY,
     num_channels: int | None = None,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.

@@ -30,7 +30,7 @@ from monai.transforms import Compose
 import c2s_monai
 from c2s_monai.api.denoising import check_settings, denoise
 from c2s_monai.cli import main as cli_main
-from c2s_monai.data import H5_KEY
+from c2s_monai.defaults import H5_KEY
 from c2s_monai.errors import InputError, root_cause
 from c2s_monai.io.readers import LoadVolume, read_dicom_series
 from c2s_monai.networks import NoiseConditionedUNet

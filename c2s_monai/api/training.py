@@ -216,7 +216,7 @@ def train_multicontrast(
     output_dir: str | os.PathLike,
     contrasts: Sequence[str] | str | None = None,
     targets: Sequence[str] | str | None = None,
-    sigma_data: float | str | Mapping[str, float | str] = "auto",
+    sigma_data: float | str | Mapping[str, float | str] = defaults.SIGMA_DATA,
     resample_guides: bool = False,
     **options,
 ) -> dict[str, Path]:

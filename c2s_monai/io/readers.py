@@ -37,6 +37,7 @@ from monai.data import ImageReader
 from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
+from c2s_monai import defaults
 from c2s_monai.errors import InputError, describe, root_cause
 from c2s_monai.naming import (
     DICOM_SUFFIXES,
@@ -301,7 +302,7 @@ class HDF5Reader(ImageReader):
         key: dataset name, ``"reconstruction_rss"`` (fastMRI/M4Raw magnitude images) by default.
     """
 
-    def __init__(self, key: str = "reconstruction_rss") -> None:
+    def __init__(self, key: str = defaults.H5_KEY) -> None:
         super().__init__()
         self.key = key
 
@@ -363,7 +364,7 @@ class LoadVolume(Transform):
         series_uid: DICOM ``SeriesInstanceUID`` for folders holding several series.
     """
 
-    def __init__(self, h5_key: str = "reconstruction_rss", series_uid: str | None = None) -> None:
+    def __init__(self, h5_key: str = defaults.H5_KEY, series_uid: str | None = None) -> None:
         # dtype=None: complex or boolean voxels are refused below instead of being cast silently
         self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=None)
         self.dicom_reader = DicomSeriesReader(series_uid=series_uid)
@@ -463,7 +464,7 @@ class LoadVolumed(MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        h5_key: str = "reconstruction_rss",
+        h5_key: str = defaults.H5_KEY,
         series_uid: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:

@@ -28,6 +28,8 @@ import torch
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from c2s_monai import defaults
+
 CONDITIONINGS = ("map", "film", "map+film")
 
 
@@ -113,7 +115,7 @@ class NoiseConditionedUNet(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 1,
         context_slices: int = 0,
-        features: Sequence[int] = (32, 32, 64, 128, 256, 32),
+        features: Sequence[int] = defaults.FEATURES,
         conditioning: str = "map",
         data_scale: float = 0.5,
         embedding_dim: int = 64,

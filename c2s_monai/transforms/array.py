@@ -116,7 +116,7 @@ class ScaleNoisyImage(Transform):
         channel_scaling: ``"per_channel"`` or ``"target"``, see above.
     """
 
-    def __init__(self, sigma_data: float | str = "auto", percentile: float = defaults.INTENSITY_PERCENTILE, channel_scaling: str = "per_channel") -> None:
+    def __init__(self, sigma_data: float | str = defaults.SIGMA_DATA, percentile: float = defaults.INTENSITY_PERCENTILE, channel_scaling: str = "per_channel") -> None:
         if channel_scaling not in CHANNEL_SCALINGS:
             raise ValueError(f"channel_scaling must be one of {CHANNEL_SCALINGS}, got {channel_scaling!r}.")
         self.sigma_data = check_sigma_data(sigma_data)

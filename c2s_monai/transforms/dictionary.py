@@ -43,7 +43,7 @@ class ScaleNoisyImaged(MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        sigma_data: float | str = "auto",
+        sigma_data: float | str = defaults.SIGMA_DATA,
         percentile: float = defaults.INTENSITY_PERCENTILE,
         sigma_key: str = "sigma_data",
         scale_key: str = "intensity_scale",
@@ -67,7 +67,7 @@ class ScaleNoisyImaged(MapTransform):
 class MoveSliceAxisd(MapTransform):
     """Dictionary form of :class:`MoveSliceAxis`."""
 
-    def __init__(self, keys: KeysCollection, slice_axis="auto", allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, slice_axis=defaults.SLICE_AXIS, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.mover = MoveSliceAxis(slice_axis)
 
