@@ -37,19 +37,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.data import list_data_collate
+from monai.engines.utils import PrepareBatch, default_prepare_batch
 from monai.transforms import Transform
 from torch.utils.data import Sampler
 
 from c2s_monai.errors import root_cause
 from c2s_monai.io import write_text_atomic
 from c2s_monai.naming import DENOISED_POSTFIX, NIFTI_OUTPUT_SUFFIX, input_kind, output_path
+from c2s_monai.noise_level import map_file
 from c2s_monai.settings import parse_flag
 
 __all__ = [
@@ -465,3 +468,39 @@ class GuardIteration:
                 raise
             engine.state.batch = []  # type: ignore[assignment]  # ignite annotates State.batch as int | None; it holds the batch
             return []
+
+
+def input_items(datalist: Sequence, sigma_map=None) -> list[dict]:
+    """The bundle's inference items ``{"image", "source"[, "sigma_map"]}`` of ``datalist`` (paths).
+
+    A ``sigma_map`` file (:func:`c2s_monai.noise_level.map_file`) is the noise map of the one
+    input: refused with several inputs, whose grids it cannot all fit.
+    """
+    given = map_file(sigma_map)
+    if given is not None and len(datalist) != 1:
+        raise ValueError(
+            f"sigma_map {given}: a map file fits one input's grid, and the datalist holds {len(datalist)} inputs; use "
+            "sigma_map 'auto' (a map estimated per input), or run each input with its own map."
+        )
+    return [{"image": str(f), "source": str(f), **({"sigma_map": given} if given else {})} for f in datalist]
+
+
+class PrepareNoisyBatch(PrepareBatch):
+    """A MONAI ``prepare_batch`` that passes the batch's ``extra_keys`` present in it to the inferer as keyword arguments.
+
+    As ``monai.engines.PrepareBatchExtraInput``, but a key an item does not have (no noise map
+    given, ``sigma_map``) is left out instead of failing: :class:`~c2s_monai.C2SInferer` then
+    uses its own settings.
+    """
+
+    def __init__(self, extra_keys: Sequence[str] = ("sigma_map",)) -> None:
+        self.extra_keys = tuple(extra_keys)
+
+    def __call__(self, batchdata: dict, device=None, non_blocking: bool = False, **kwargs):
+        image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
+        extra = {}
+        for key in self.extra_keys:
+            if key in batchdata:
+                value = batchdata[key]
+                extra[key] = value.to(device=device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
+        return image, label, (), extra

@@ -55,7 +55,9 @@ _PACKAGE = Path(__file__).resolve().parent
 HELP = {
     "output_dir": "folder of the outputs",
     "sigma_data": "noise std in the images' units, or 'auto' (estimated per volume: Rayleigh background or wavelet MAD)",
-    "noise_model": "noise model of the re-corruption: gaussian or rician",
+    "noise_model": "the data's noise: auto (magnitude with an air background -> Rician/noncentral-chi VST, else gaussian), gaussian, rician or noncentral_chi; denoise: none = as trained",
+    "num_coils": "coils of a root-sum-of-squares magnitude (noncentral chi), or 'auto' (estimated from the background)",
+    "sigma_map": "noise level per voxel: none (one per volume), auto (estimated map) or a map file on the image grid (train: one per file)",
     "epochs": "training epochs",
     "iterations_per_epoch": "training iterations per epoch",
     "patch_size": "side of the training patches",
@@ -68,13 +70,13 @@ HELP = {
     "tau_max": "largest re-corruption level, relative to sigma_data",
     "sigma_target_ratio": "target noise level as a share of sigma_data (0: clean)",
     "max_weight": "cap of the loss weight",
-    "autocast_dtype": "autocast precision: auto, bfloat16, float16 or float32",
+    "autocast_dtype": "autocast precision: auto, bfloat16 or float32",
     "device": "torch device, e.g. cpu or cuda:0",
     "seed": "random seed",
     "progress": "show a progress bar (true/false)",
     "resample_guides": "resample guide contrasts on another grid onto the target's (true/false)",
     "pretrained": "model.pt whose weights training starts from (fine-tuning)",
-    "rician_vst": "train/denoise through the Rician variance-stabilising transform (true/false; denoise: none follows the training)",
+    "rician_vst": "the 0.6 flag for --noise_model rician (true/false)",
     "context_slices": "neighbouring slices on each side of the target slice, or 'auto'",
     "spatial_dims": "2 (slices with context) or 3 (a native 3D network)",
     "slice_axis": "axis of the slices: 0, 1, 2 or 'auto' (largest voxel spacing; denoise: none = as trained)",
@@ -377,9 +379,9 @@ class _Parser(argparse.ArgumentParser):
         hints = []
         for extra in extras:
             if extra.startswith("-"):
-                close = difflib.get_close_matches(extra.split("=")[0], known, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(extra.split("=")[0], known, n=2, cutoff=0.6)
                 if close:
-                    hints.append(f"did you mean {close[0]} (for {extra.split('=')[0]})?")
+                    hints.append(f"did you mean {' or '.join(close)} (for {extra.split('=')[0]})?")
         self.error(f"unrecognized arguments: {' '.join(extras)}" + ("; " + " ".join(hints) if hints else "") + f"; see {self.prog} --help")
 
 

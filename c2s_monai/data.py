@@ -18,8 +18,9 @@ on the target's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from monai.data import CacheDataset, DataLoader
@@ -37,9 +38,20 @@ from c2s_monai.context import AUTO, model_context_slices
 from c2s_monai.errors import InputError, root_cause
 from c2s_monai.io.readers import LoadVolumed
 from c2s_monai.multicontrast import StackContrastsd, target_items
-from c2s_monai.transforms import CheckContextd, EnsureVolumed, MoveSliceAxisd, RandContextSliced, RandDropContextd, RicianVSTd, ScaleNoisyImaged
+from c2s_monai.noise_level import legacy_noise_model, map_file
+from c2s_monai.transforms import (
+    CheckContextd,
+    EnsureVolumed,
+    LoadNoiseMapd,
+    MoveSliceAxisd,
+    RandContextSliced,
+    RandDropContextd,
+    ResolveNoiseLeveld,
+    ScaleNoisyImaged,
+)
 
-# The HDF5 dataset read by default (fastMRI/M4Raw magnitude images), the bundle's `h5_key`.
+# The key of each item's per-voxel noise level: a given map file, then the level map in network units.
+MAP_KEY = "sigma_map"
 
 
 def volume_transforms(
@@ -53,26 +65,34 @@ def volume_transforms(
     spatial_dims: int = 2,
     h5_key: str = defaults.H5_KEY,
     num_channels: int | None = None,
+    noise_model: str = defaults.NOISE_MODEL,
+    num_coils: int | str = defaults.NUM_COILS,
+    sigma_map: str = defaults.SIGMA_MAP,
 ) -> Compose:
-    """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data`` and ``intensity_scale`` keys.
+    """Load, check, move the slice axis last and scale one volume to network units, adding ``sigma_data``, ``intensity_scale``, ``sigma_map`` and ``noise`` keys.
 
     Loading and checking are the bundle's (``load_transforms`` of ``configs/train.json``):
     :class:`~c2s_monai.io.readers.LoadVolumed` (NIfTI, a DICOM series folder or file, HDF5
     dataset ``h5_key``) then :class:`~c2s_monai.transforms.EnsureVolumed` (``num_channels``:
     the channels expected, ``None`` any), with their error messages.
 
-    ``channel_scaling``: see :class:`c2s_monai.transforms.ScaleNoisyImage`. ``rician_vst``: then
-    stabilise the target's Rician noise (:class:`c2s_monai.transforms.RicianVSTd`). ``slice_axis``,
-    ``context_slices``: :func:`c2s_monai.context.resolve_slice_axis`, :class:`c2s_monai.transforms.CheckContextd`.
+    ``channel_scaling``: see :class:`c2s_monai.transforms.ScaleNoisyImage`. ``noise_model``,
+    ``num_coils``, ``sigma_map``: the noise (:mod:`c2s_monai.noise_level`; magnitude data leave
+    stabilised, :class:`c2s_monai.transforms.ResolveNoiseLeveld`); an item's given map file is
+    its ``sigma_map`` key, checked against the image (:class:`c2s_monai.transforms.LoadNoiseMapd`).
+    ``rician_vst``: the 0.6 flag for ``noise_model="rician"``. ``slice_axis``, ``context_slices``:
+    :func:`c2s_monai.context.resolve_slice_axis`, :class:`c2s_monai.transforms.CheckContextd`.
     """
+    noise_model = legacy_noise_model(noise_model, rician_vst)
     return Compose(
         [
             LoadVolumed(keys, h5_key=h5_key),
             EnsureVolumed(keys, num_channels=num_channels),
-            MoveSliceAxisd(keys, slice_axis),
+            LoadNoiseMapd(MAP_KEY, image_key=keys, h5_key=h5_key),
+            MoveSliceAxisd([keys, MAP_KEY], slice_axis, allow_missing_keys=True),
             CheckContextd(keys, context_slices, spatial_dims=spatial_dims),
             ScaleNoisyImaged(keys, sigma_data=sigma_data, percentile=percentile, channel_scaling=channel_scaling),
-            *([RicianVSTd(keys)] if rician_vst else []),
+            ResolveNoiseLeveld(keys, noise_model, num_coils, sigma_map, map_key=MAP_KEY, estimated=isinstance(sigma_data, str)),
         ]
     )
 
@@ -87,10 +107,14 @@ def multicontrast_volume_transforms(
     context_slices: int | str = 0,
     spatial_dims: int = 2,
     h5_key: str = defaults.H5_KEY,
+    noise_model: str = defaults.NOISE_MODEL,
+    num_coils: int | str = defaults.NUM_COILS,
+    sigma_map: str = defaults.SIGMA_MAP,
 ) -> Compose:
     """Load a subject's contrasts, check each, stack them into ``image`` (the item's ``target_contrast`` first), move the slice axis last, scale.
 
-    ``sigma_data`` is the target's (:func:`c2s_monai.intensity.contrast_sigma_data`).
+    ``sigma_data`` is the target's (:func:`c2s_monai.intensity.contrast_sigma_data`); so are the
+    noise settings and a given map (the subject's ``sigma_map`` key), which must lie on the target's grid.
     """
     contrasts = list(contrasts)
     return Compose(
@@ -98,9 +122,11 @@ def multicontrast_volume_transforms(
             LoadVolumed(contrasts, h5_key=h5_key, allow_missing_keys=True),
             EnsureVolumed(contrasts, num_channels=1, allow_missing_keys=True),
             StackContrastsd(contrasts, output_key="image", resample=resample_guides, tolerance=tolerance),
-            MoveSliceAxisd("image", slice_axis),
+            LoadNoiseMapd(MAP_KEY, image_key="image", h5_key=h5_key),
+            MoveSliceAxisd(["image", MAP_KEY], slice_axis, allow_missing_keys=True),
             CheckContextd("image", context_slices, spatial_dims=spatial_dims),
             ScaleNoisyImaged("image", sigma_data=sigma_data, percentile=percentile),
+            ResolveNoiseLeveld("image", noise_model, num_coils, sigma_map, map_key=MAP_KEY, estimated=isinstance(sigma_data, str)),
         ]
     )
 
@@ -112,6 +138,7 @@ def patch_transforms(
     context_slices: int = 0,
     spatial_dims: int = 2,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
+    map_key: str | None = MAP_KEY,
 ) -> Compose:
     """Random training patches of a ``(C, H, W, D)`` volume whose slice axis is last, flipped and rotated.
 
@@ -121,43 +148,49 @@ def patch_transforms(
       ends reflected), and with probability ``context_dropout`` the context zeroed
       (:class:`c2s_monai.transforms.RandDropContextd`, so the network also denoises a lone image);
     - ``spatial_dims=3``: ``patch_size``-cube patches ``(C, P, P, P)``.
+
+    The item's level map (``map_key``, :class:`~c2s_monai.transforms.ResolveNoiseLeveld`) is
+    cropped, flipped and rotated with the image (its context channels ride along; the loss takes
+    the target's, channel 0).
     """
+    image_key = keys
+    keys = [image_key, map_key] if map_key else [image_key]  # type: ignore[assignment]
     if spatial_dims == 3:
         size = (patch_size,) * 3
         return Compose(
             [
                 # numpy's symmetric padding repeats as often as needed: volumes thinner than a patch train too
-                SpatialPadd(keys, spatial_size=size, mode="symmetric"),
-                RandSpatialCropSamplesd(keys, roi_size=size, num_samples=patches_per_volume, random_size=False),
-                RandFlipd(keys, prob=0.5, spatial_axis=0),
-                RandFlipd(keys, prob=0.5, spatial_axis=1),
-                RandFlipd(keys, prob=0.5, spatial_axis=2),
-                RandRotate90d(keys, prob=0.75, max_k=3, spatial_axes=(0, 1)),
+                SpatialPadd(keys, spatial_size=size, mode="symmetric", allow_missing_keys=True),
+                RandSpatialCropSamplesd(keys, roi_size=size, num_samples=patches_per_volume, random_size=False, allow_missing_keys=True),
+                RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
+                RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
+                RandFlipd(keys, prob=0.5, spatial_axis=2, allow_missing_keys=True),
+                RandRotate90d(keys, prob=0.75, max_k=3, spatial_axes=(0, 1), allow_missing_keys=True),
             ]
         )
     if context_slices:
         # a full-depth column per patch, then its random target slice with the neighbours as channels
         return Compose(
             [
-                SpatialPadd(keys, spatial_size=(patch_size, patch_size, -1), mode="symmetric"),
-                RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, -1), num_samples=patches_per_volume, random_size=False),
-                RandContextSliced(keys, context_slices),
-                RandFlipd(keys, prob=0.5, spatial_axis=0),
-                RandFlipd(keys, prob=0.5, spatial_axis=1),
-                RandRotate90d(keys, prob=0.75, max_k=3),
-                RandDropContextd(keys, context_slices, prob=context_dropout),
+                SpatialPadd(keys, spatial_size=(patch_size, patch_size, -1), mode="symmetric", allow_missing_keys=True),
+                RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, -1), num_samples=patches_per_volume, random_size=False, allow_missing_keys=True),
+                RandContextSliced(keys, context_slices, allow_missing_keys=True),
+                RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
+                RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
+                RandRotate90d(keys, prob=0.75, max_k=3, allow_missing_keys=True),
+                RandDropContextd(image_key, context_slices, prob=context_dropout),
             ]
         )
     return Compose(
         [
-            SpatialPadd(keys, spatial_size=(patch_size, patch_size, 1), mode="reflect"),
-            RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, 1), num_samples=patches_per_volume, random_size=False),
+            SpatialPadd(keys, spatial_size=(patch_size, patch_size, 1), mode="reflect", allow_missing_keys=True),
+            RandSpatialCropSamplesd(keys, roi_size=(patch_size, patch_size, 1), num_samples=patches_per_volume, random_size=False, allow_missing_keys=True),
             # patches are network inputs: their 2D affine is never used (and would be ill-posed for a
             # sagittal or coronal volume, whose slice axis is not the world's z)
-            SqueezeDimd(keys, dim=-1, update_meta=False),
-            RandFlipd(keys, prob=0.5, spatial_axis=0),
-            RandFlipd(keys, prob=0.5, spatial_axis=1),
-            RandRotate90d(keys, prob=0.75, max_k=3),
+            SqueezeDimd(keys, dim=-1, update_meta=False, allow_missing_keys=True),
+            RandFlipd(keys, prob=0.5, spatial_axis=0, allow_missing_keys=True),
+            RandFlipd(keys, prob=0.5, spatial_axis=1, allow_missing_keys=True),
+            RandRotate90d(keys, prob=0.75, max_k=3, allow_missing_keys=True),
         ]
     )
 
@@ -180,6 +213,9 @@ def training_loader(
     context_dropout: float = defaults.CONTEXT_DROPOUT,
     h5_key: str = defaults.H5_KEY,
     num_channels: int | None = None,
+    noise_model: str = defaults.NOISE_MODEL,
+    num_coils: int | str = defaults.NUM_COILS,
+    sigma_map: str | Sequence[str] = defaults.SIGMA_MAP,
 ) -> DataLoader:
     """A ``DataLoader`` of ``batch_size`` patches per step, ``iterations_per_epoch`` steps per epoch.
 
@@ -190,7 +226,11 @@ def training_loader(
     the variance-stabilised target (:mod:`c2s_monai.vst`). ``context_slices``, ``spatial_dims``,
     ``context_dropout``: the patches, :func:`patch_transforms` (``context_slices`` also
     ``"auto"``: :data:`c2s_monai.context.DEFAULT_CONTEXT_SLICES`, single 2D images allowed);
-    ``slice_axis``: :func:`c2s_monai.context.resolve_slice_axis`.
+    ``slice_axis``: :func:`c2s_monai.context.resolve_slice_axis`. ``noise_model``, ``num_coils``:
+    the data's noise (:mod:`c2s_monai.noise_level`; ``rician_vst`` is the 0.6 flag for
+    ``noise_model="rician"``); ``sigma_map``: ``"none"``, ``"auto"`` (a map estimated per volume)
+    or one given map file per training file: the patches then carry the per-voxel level and the
+    loss re-corrupts in proportion to it (:class:`c2s_monai.losses.GDSMLoss`).
 
     Every file is loaded and checked as the bundle does (:func:`volume_transforms`; ``h5_key``:
     the HDF5 dataset, ``num_channels``: the channels a single-contrast file must have, ``None``
@@ -202,19 +242,27 @@ def training_loader(
         raise ValueError("no training files were given.")
     if spatial_dims == 3 and (patch_size < 32 or patch_size % 16):
         raise ValueError(f"3D patches must be a multiple of 16 and at least 32 voxels a side (BasicUNet's four poolings), got {patch_size}.")
+    noise_model = legacy_noise_model(noise_model, rician_vst)
+    if isinstance(sigma_map, (str, os.PathLike)) and map_file(sigma_map) is not None:
+        sigma_map = [str(sigma_map)]  # one map file: of the one training file
+    map_files = None if isinstance(sigma_map, str) or sigma_map is None else [str(m) for m in sigma_map]
+    if map_files is not None and len(map_files) != len(files):
+        raise ValueError(f"sigma_map gives {len(map_files)} map files for {len(files)} training files; give one per file, or 'auto'/'none'.")
+    map_mode = "none" if map_files is not None else str(sigma_map or "none")
+    noise: dict[str, Any] = {"noise_model": noise_model, "num_coils": num_coils, "sigma_map": map_mode}
     if channels is None:
-        data = [{"image": str(f)} for f in files]
+        data = [{"image": str(f), **({MAP_KEY: map_files[i]} if map_files else {})} for i, f in enumerate(files)]
         head = volume_transforms(
-            "image", sigma_data, channel_scaling=channel_scaling, rician_vst=rician_vst, slice_axis=slice_axis, context_slices=context_slices,
-            spatial_dims=spatial_dims, h5_key=h5_key, num_channels=num_channels,
+            "image", sigma_data, channel_scaling=channel_scaling, slice_axis=slice_axis, context_slices=context_slices,
+            spatial_dims=spatial_dims, h5_key=h5_key, num_channels=num_channels, **noise,
         )
     else:
         data = target_items(cast(Sequence[Mapping[str, str]], files), [channels[0]])  # with channels, files are subjects
-        if rician_vst:
-            raise ValueError("rician_vst is for single-contrast training; multi-contrast denoising does not apply the inverse.")
+        if map_files:
+            data = [{**item, MAP_KEY: map_files[i]} for i, item in enumerate(data)]
         head = multicontrast_volume_transforms(
             channels, sigma_data, resample_guides=resample_guides, slice_axis=slice_axis, context_slices=context_slices,
-            spatial_dims=spatial_dims, h5_key=h5_key,
+            spatial_dims=spatial_dims, h5_key=h5_key, **noise,
         )
     patches = patch_transforms("image", patch_size, batch_size, model_context_slices(spatial_dims, context_slices), spatial_dims, context_dropout)
     # flat, so that CacheDataset caches the deterministic head (a nested Compose counts as random)

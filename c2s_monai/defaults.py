@@ -37,6 +37,13 @@ VOLUME_ROI_SIZE = (96, 96, 96)
 INTENSITY_PERCENTILE = 99.5
 # The HDF5 dataset read from fastMRI/M4Raw-style files (c2s_monai.io.readers).
 H5_KEY = "reconstruction_rss"
+# The data's observation model: "auto" decides per volume (magnitude with an air background: the
+# VST of its Rician or noncentral-chi model; signed data: Gaussian), c2s_monai.noise_level.
+NOISE_MODEL = AUTO
+# Coils of a root-sum-of-squares magnitude (noncentral chi); "auto" estimates them from the background.
+NUM_COILS = AUTO
+# One noise level per volume ("none"), a per-voxel map estimated from the data ("auto"), or a map file.
+SIGMA_MAP = "none"
 # Measure the noise correlation of every volume (c2s_monai.context.check_noise_independence).
 CHECK_NOISE = True
 
@@ -58,7 +65,8 @@ FEATURES = (32, 32, 64, 128, 256, 32)
 CONDITIONING = "map"
 
 # --------------------------------------------------------------------- the loss (docs/method.md section 3)
-NOISE_MODEL = "gaussian"
+# The re-corruption of the GDSM loss: Gaussian (magnitude data are stabilised first, NOISE_MODEL).
+RECORRUPTION = "gaussian"
 TAU_MAX = 1.0
 SIGMA_TARGET_RATIO = 0.0
 WEIGHT_EXPONENT = 0.0

@@ -21,17 +21,23 @@ the network needs beyond the image:
    ``autocast_dtype="auto"`` on a CPU without native bfloat16, the ``"auto"`` backend runs the
    network's ONNX export with ONNX Runtime (2-3x faster than eager float32 there; exported once per set of weights,
    :func:`c2s_monai.export.cached_onnx`);
-5. with ``rician_vst`` (a network trained on variance-stabilised Rician data), stabilise the
-   target channel after step 1 and map the output back with the exact unbiased inverse;
+5. decide the noise (:mod:`c2s_monai.noise_level`): the data's model (``noise_model``, ``"auto"``:
+   magnitude data with an air background go through the VST of their Rician or noncentral-chi
+   model, and the output comes back through its exact unbiased inverse) and the level, uniform
+   or per voxel (``sigma_map``: ``"auto"`` estimates a map, or a map is given at call time);
+   the network's level channel is that map;
 6. undo the padding, the axis move and the scaling: the output is a float32 ``MetaTensor``
    in the input's units, shape ``(B, 1, *spatial)``, with the input's metadata.
 
 What was found for each sample is written into the output's metadata, as MONAI's
 ``ClipIntensityPercentiles`` writes its values into ``img.meta``, so that it travels with
 the item through decollation and post-processing and the inferer keeps no per-call state:
-the sigma used (image units, ``c2s_sigma_data``), where it came from (``"given"`` or
-``"estimated (<estimator>)"``, ``c2s_sigma_source``) and how the volume was denoised (mode,
-context, slice axis, edge handling or 2D fallback, noise correlation; ``c2s_volume``, JSON).
+the sigma used (image units, ``c2s_sigma_data``; a map's median), where it came from (``"given"`` or
+``"estimated (<estimator>)"``, ``c2s_sigma_source``), how the volume was denoised (mode,
+context, slice axis, edge handling or 2D fallback, noise correlation; ``c2s_volume``, JSON), the
+noise model chosen and why (``c2s_noise``, JSON) and the per-voxel level used, in image units
+(``c2s_noise_map``, a ``(1, *spatial)`` tensor, constant where uniform; the writers save it as
+``<output name>_noise_map.nii.gz``).
 :func:`denoising_record` reads them back, from a batch or from one decollated item.
 
 Multi-contrast joint mode (:mod:`c2s_monai.multicontrast`): ``network`` may be an
@@ -66,22 +72,32 @@ from c2s_monai.context import (
 from c2s_monai.errors import InputError
 from c2s_monai.export import OnnxNetwork, cached_onnx, network_digest, onnx_available
 from c2s_monai.intensity import check_contrast_sigmas, contrast_sigma_data
+from c2s_monai.naming import NOISE_MAP_META_KEY
 from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.noise_level import (
+    check_noise_map,
+    check_num_coils,
+    check_sigma_map,
+    legacy_noise_model,
+    resolve_noise_level,
+    stabilise,
+    unstabilise,
+)
 from c2s_monai.precision import autocast_dtype, check_autocast_dtype
 from c2s_monai.settings import parse_flag
-from c2s_monai.transforms import RicianVST, ScaleNoisyImage
-from c2s_monai.vst import rician_vst_inverse
+from c2s_monai.transforms import ScaleNoisyImage
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 # Per-sample results in the output's metadata (see the module docstring).
 SIGMA_KEY, SIGMA_SOURCE_KEY, VOLUME_KEY = "c2s_sigma_data", "c2s_sigma_source", "c2s_volume"
+NOISE_KEY, NOISE_MAP_KEY = "c2s_noise", NOISE_MAP_META_KEY
 
 
 def denoising_record(output, index: int = 0) -> dict:
     """What :class:`C2SInferer` recorded for sample ``index`` of ``output`` (a batch, or one decollated item).
 
-    ``{"sigma_data": float (image units), "sigma_source": str, "volume": dict}``; ``{}`` for a
-    tensor the inferer did not make.
+    ``{"sigma_data": float (image units), "sigma_source": str, "volume": dict, "noise": dict}`` (JSON
+    values; the map itself: :func:`denoising_noise_map`); ``{}`` for a tensor the inferer did not make.
 
     >>> import torch
     >>> from torch import nn
@@ -101,10 +117,20 @@ def denoising_record(output, index: int = 0) -> dict:
         return value[index] if isinstance(value, (list, tuple)) else value
 
     record = {"sigma_data": float(pick(meta[SIGMA_KEY])), "sigma_source": str(pick(meta[SIGMA_SOURCE_KEY]))}
-    volume = pick(meta.get(VOLUME_KEY))
+    volume, noise = pick(meta.get(VOLUME_KEY)), pick(meta.get(NOISE_KEY))
     if volume:
         record["volume"] = json.loads(volume)
+    if noise:
+        record["noise"] = json.loads(noise)
     return record
+
+
+def denoising_noise_map(output, index: int = 0) -> torch.Tensor | None:
+    """The per-voxel noise std (image units, ``(1, *spatial)``) :class:`C2SInferer` denoised sample ``index`` of ``output`` with; ``None`` if unknown."""
+    noise_map = (getattr(output, "meta", None) or {}).get(NOISE_MAP_KEY)
+    if noise_map is None:
+        return None
+    return noise_map[index] if isinstance(noise_map, (list, tuple)) else noise_map
 FLIP_ENSEMBLES = {
     1: ((),),
     2: ((), (-1,)),
@@ -134,9 +160,12 @@ class C2SInferer(Inferer):
         autocast_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 where the
             device has native bfloat16 units, :mod:`c2s_monai.precision`).
         progress: show a tqdm bar over slice batches.
-        rician_vst: for a network trained on variance-stabilised Rician data: stabilise the
-            target channel before the network, apply the exact unbiased inverse after it
-            (:mod:`c2s_monai.vst`).
+        rician_vst: the 0.6 flag for ``noise_model="rician"`` (kept for a release).
+        noise_model: ``"auto"``, ``"gaussian"``, ``"rician"`` or ``"noncentral_chi"``: the data's
+            observation model (:mod:`c2s_monai.noise_level`; magnitude models go through their VST).
+        num_coils: coils of a noncentral-chi magnitude, or ``"auto"`` (estimated from the background).
+        sigma_map: ``"none"`` (one level per volume), ``"auto"`` (a per-voxel map estimated from
+            the data); a given map is passed at call time, ``inferer(inputs, network, sigma_map=...)``.
         context_slices: ``"auto"`` (the network's own ``context_slices``; a single 2D image is
             denoised with zero context, the 2D fallback, and the report says so) or an explicit
             ``K``, which must be the network's and is refused for a single 2D image.
@@ -165,6 +194,9 @@ class C2SInferer(Inferer):
         volume_roi_size: Sequence[int] = defaults.VOLUME_ROI_SIZE,
         check_noise: bool = defaults.CHECK_NOISE,
         backend: str = defaults.BACKEND,
+        noise_model: str = defaults.NOISE_MODEL,
+        num_coils: int | str = defaults.NUM_COILS,
+        sigma_map: str = defaults.SIGMA_MAP,
     ) -> None:
         super().__init__()
         if flips not in FLIP_ENSEMBLES:
@@ -183,7 +215,11 @@ class C2SInferer(Inferer):
         self.sliding_window = SlidingWindowInferer(roi_size=self.roi_size, sw_batch_size=self.slice_batch, overlap=overlap, mode="gaussian")
         self.autocast_setting = autocast_dtype
         self.progress = progress
-        self.rician_vst = parse_flag(rician_vst, "rician_vst")
+        self.noise_model = legacy_noise_model(noise_model, parse_flag(rician_vst, "rician_vst"))
+        self.num_coils = check_num_coils(num_coils)
+        self.sigma_map = check_sigma_map(sigma_map)
+        if not isinstance(self.sigma_map, str) or self.sigma_map not in ("none", "auto"):
+            raise ValueError(f"C2SInferer's sigma_map is 'none' or 'auto'; pass a given map at call time (inferer(x, network, sigma_map=...)), got {sigma_map!r}.")
         self.context_slices = check_context_slices(context_slices)
         self.slice_axis = check_slice_axis(slice_axis)
         self.volume_roi_size = tuple(int(r) for r in volume_roi_size)
@@ -197,10 +233,10 @@ class C2SInferer(Inferer):
         self.backend = backend
         self._exported: dict[str, OnnxNetwork] = {}
 
-    def _denoise_slices(self, network, slices: torch.Tensor, sigma: float) -> torch.Tensor:
-        """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma``."""
+    def _denoise_slices(self, network, slices: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma`` (a number, or a map ``(N, 1, H, W)``)."""
         height, width = slices.shape[-2:]
-        level = torch.full_like(slices[:, :1], sigma)
+        level = torch.full_like(slices[:, :1], sigma) if not isinstance(sigma, torch.Tensor) else sigma.to(slices)
         inputs = torch.cat([slices, level], dim=1)
         use_window = height > self.roi_size[0] or width > self.roi_size[1]
         if not use_window:
@@ -221,10 +257,10 @@ class C2SInferer(Inferer):
             total += out.flip(dims) if dims else out
         return total / len(self.flips)
 
-    def _denoise_volume(self, network, volume: torch.Tensor, sigma: float) -> torch.Tensor:
-        """Denoise ``(1, C, H, W, D)`` with a 3D network at level ``sigma``: padded to a multiple of 16, windowed when large."""
+    def _denoise_volume(self, network, volume: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """Denoise ``(1, C, H, W, D)`` with a 3D network at level ``sigma`` (or a map ``(1, 1, H, W, D)``): padded to a multiple of 16, windowed when large."""
         shape = volume.shape[2:]
-        level = torch.full_like(volume[:, :1], sigma)
+        level = torch.full_like(volume[:, :1], sigma) if not isinstance(sigma, torch.Tensor) else sigma.to(volume)
         inputs = torch.cat([volume, level], dim=1)
         # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
         padding = [max(32, size + (-size) % 16) - size for size in shape]
@@ -308,34 +344,45 @@ class C2SInferer(Inferer):
         network,
         sigma_data: float | str | Mapping | None = None,
         target_contrast: str | Sequence[str] | None = None,
+        sigma_map: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """Denoise ``inputs`` ``(B, C, H, W[, D])``.
 
         ``sigma_data`` overrides the configured one; ``target_contrast`` names each sample's
         target contrast (one name, or one per sample), which picks its network from an
-        ``nn.ModuleDict`` and its sigma from a mapping.
+        ``nn.ModuleDict`` and its sigma from a mapping. ``sigma_map``: given per-voxel noise std
+        maps in the image's units, ``(B, 1, *spatial)`` or one per sample (``None`` for a sample
+        without one), checked by :func:`c2s_monai.noise_level.check_noise_map`.
         """
         if inputs.ndim not in (4, 5):
             raise ValueError(f"C2SInferer needs (B, C, H, W) or (B, C, H, W, D) inputs, got shape {tuple(inputs.shape)}.")
         targets = [target_contrast] * len(inputs) if target_contrast is None or isinstance(target_contrast, str) else list(target_contrast)
         if len(targets) != len(inputs):
             raise ValueError(f"target_contrast names {len(targets)} targets for {len(inputs)} samples.")
+        given_maps = [None] * len(inputs) if sigma_map is None else list(sigma_map)
+        if len(given_maps) != len(inputs):
+            raise ValueError(f"sigma_map holds {len(given_maps)} maps for {len(inputs)} samples.")
         was_training = network.training
         network.eval()
-        outputs, sigmas, sources, volumes = [], [], [], []
-        for sample, target, (spacing, source) in zip(torch.as_tensor(inputs).float(), targets, self._per_sample_meta(inputs)):
+        outputs, sigmas, sources, volumes, noises, maps = [], [], [], [], [], []
+        samples = zip(torch.as_tensor(inputs).float(), targets, self._per_sample_meta(inputs), given_maps)
+        for sample, target, (spacing, source), given in samples:
             sample_network, backend = self._runner(self._network(network, target), sample.device)
-            scaler = self._scaler(sigma_data, target)
-            scaled, sigma, scale, sigma_source = scaler.measure(sample)
-            if self.rician_vst:
-                scaled = RicianVST()(scaled, sigma)
-            sigmas.append(float(sigma * scale))
-            sources.append(sigma_source)
+            scaled, sigma, scale, sigma_source = self._scaler(sigma_data, target).measure(sample)
+            given = None if given is None else check_noise_map(given, sample, source).to(sample.device) / scale
+            level = resolve_noise_level(scaled, sigma, sigma_source, self.noise_model, self.num_coils, self.sigma_map, given, source)
+            scaled = stabilise(scaled, level)
+            sigmas.append(float(level.sigma * scale))
+            sources.append(level.sigma_source)
+            noises.append(json.dumps(level.record(scale)))
             # a plain tensor from here: MetaTensor's per-op bookkeeping would double the network's time
             volume = scaled.as_tensor() if isinstance(scaled, MetaTensor) else torch.as_tensor(scaled)
-            volume = volume if volume.ndim == 4 else volume.unsqueeze(-1)
+            flat = volume.ndim == 3
+            volume = volume.unsqueeze(-1) if flat else volume
+            level_map = None if level.sigma_map is None else level.sigma_map.reshape(1, *volume.shape[1:]).to(volume)
             axis = resolve_slice_axis(self.slice_axis, spacing, volume.shape[1:])
             volume = torch.movedim(volume, 1 + axis, -1)
+            level_map = None if level_map is None else torch.movedim(level_map, 1 + axis, -1)
             spatial_dims = int(getattr(sample_network, "spatial_dims", 2))
             info = {"spatial_dims": spatial_dims, "slice_axis": axis, "slices": int(volume.shape[-1]), "backend": backend}
             if self.check_noise:
@@ -346,25 +393,30 @@ class C2SInferer(Inferer):
                 if self.context_slices not in (AUTO, 0):
                     raise InputError(f"context_slices={self.context_slices} is for 2D networks; this is a 3D network (use 'auto').")
                 info.update(context_slices=0, context="native 3D")
-                denoised = self._denoise_volume(sample_network, volume.unsqueeze(0), sigma)[0]
+                local = level.sigma if level_map is None else level_map.unsqueeze(0)
+                denoised = self._denoise_volume(sample_network, volume.unsqueeze(0), local)[0]
             else:
                 k, how = self._context(sample_network, volume.shape[-1], source)
                 info.update(context_slices=k, context=how)
                 rows = context_indices(volume.shape[-1], k)
                 starts = range(0, volume.shape[-1], self.slice_batch)
+
+                # the level of each batch of target slices: the uniform sigma, or their slices of the map, (N, 1, H, W)
+                levels = [level.sigma if level_map is None else level_map[..., start : start + self.slice_batch].permute(3, 0, 1, 2) for start in starts]
                 slice_batches = [
-                    self._denoise_slices(sample_network, context_stack(volume, rows[start : start + self.slice_batch], k), sigma)
-                    for start in tqdm(starts, desc="denoising", unit="batch", disable=not self.progress)
+                    self._denoise_slices(sample_network, context_stack(volume, rows[start : start + self.slice_batch], k), local)
+                    for start, local in tqdm(zip(starts, levels), total=len(starts), desc="denoising", unit="batch", disable=not self.progress)
                 ]
                 denoised = torch.cat(slice_batches).permute(1, 2, 3, 0)
             denoised = torch.movedim(denoised, -1, 1 + axis)
-            if self.rician_vst:
-                denoised = rician_vst_inverse(denoised, sigma)
+            level_map = None if level_map is None else torch.movedim(level_map, -1, 1 + axis)
+            denoised = unstabilise(denoised, level, level_map)
             volumes.append(json.dumps(info))
-            outputs.append((denoised if scaled.ndim == 4 else denoised[..., 0]) * scale)
+            outputs.append((denoised[..., 0] if flat else denoised) * scale)
+            maps.append(level.map_in_image_units(scale, outputs[-1]))
         network.train(was_training)
         meta = dict(inputs.meta) if isinstance(inputs, MetaTensor) else {}
-        meta.update({SIGMA_KEY: sigmas, SIGMA_SOURCE_KEY: sources, VOLUME_KEY: volumes})
+        meta.update({SIGMA_KEY: sigmas, SIGMA_SOURCE_KEY: sources, VOLUME_KEY: volumes, NOISE_KEY: noises, NOISE_MAP_KEY: maps})
         output = MetaTensor(torch.stack(outputs), meta=meta)
         output.is_batch = isinstance(inputs, MetaTensor) and inputs.is_batch
         return output

@@ -27,6 +27,10 @@ DICOM_SUFFIXES = (".dcm", ".ima", ".dicom")
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 DENOISED_POSTFIX = "denoised"
+# Beside an output: the per-voxel noise level it was denoised with (image units).
+NOISE_MAP_POSTFIX = "noise_map"
+# The output metadata key of that level (c2s_monai.inferers), read by the writers.
+NOISE_MAP_META_KEY = "c2s_noise_map"
 # In a file or folder name: an output of this package, never listed as an input.
 OUTPUT_MARK = f"_{DENOISED_POSTFIX}"
 NIFTI_OUTPUT_SUFFIX = ".nii.gz"
@@ -82,3 +86,14 @@ def output_path(
     folder = Path(output_dir) if output_dir is not None else source.parent
     folder = folder / subfolder if subfolder else folder
     return folder / f"{output_stem(source)}_{postfix}{suffix}"
+
+
+def noise_map_path(output: PathLike) -> Path:
+    """``<output name>_noise_map.nii.gz`` beside an output (a file, or a DICOM series folder): the noise level it was denoised with.
+
+    >>> noise_map_path("/out/scan_denoised.nii.gz")
+    PosixPath('/out/scan_denoised_noise_map.nii.gz')
+    """
+    output = Path(output)
+    stem = output.name if output.is_dir() else output_stem(output)
+    return output.parent / f"{stem}_{NOISE_MAP_POSTFIX}{NIFTI_OUTPUT_SUFFIX}"

@@ -217,7 +217,9 @@ def test_denoise_files_writes_dicom_series_beside_nifti_outputs(tmp_path, tiny_m
         [tmp_path / "in", tmp_path / "nifti_scan.nii.gz"], tiny_model, output_dir=tmp_path / "out", dicom_output="true", flips=1, report=False
     )
     summary.check()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nifti_scan_denoised.nii.gz", "series_denoised", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "nifti_scan_denoised.nii.gz", "nifti_scan_denoised_noise_map.nii.gz", "series_denoised", "series_denoised_noise_map.nii.gz", "summary.json",
+    ]
     assert len(read_dicom_series(tmp_path / "out" / "series_denoised")[0]) == 3
 
 

@@ -127,7 +127,12 @@ def test_the_workflow_configs_stand_alone_and_agree_on_every_shared_key():
         ("flips", 2, "inferer", lambda c: len(c.flips) == 2),
         ("sigma_target_ratio", 0.2, "loss", lambda c: c.sigma_target_ratio == 0.2),
         ("tau_max", 2.0, "loss", lambda c: c.tau_max == 2.0),
-        ("noise_model", "rician", "loss", lambda c: c.noise_model == "rician"),
+        ("noise_model", "rician", "inferer", lambda c: c.noise_model == "rician"),
+        ("noise_model", "gaussian", "train#noise", lambda c: c.noise_model == "gaussian"),
+        ("num_coils", 8, "inferer", lambda c: c.num_coils == 8),
+        ("num_coils", "8", "train#noise", lambda c: c.num_coils == "8"),
+        ("sigma_map", "auto", "inferer", lambda c: c.sigma_map == "auto"),
+        ("sigma_map", "auto", "train#noise", lambda c: c.sigma_map == "auto"),
         ("features", TINY_FEATURES, "network_def", lambda c: c.backbone.conv_0.conv_0.conv.out_channels == 8),
         ("ema_momentum", 0.01, "ema", lambda c: c.momentum == 0.01),
         ("learning_rate", 0.01, "optimizer", lambda c: c.param_groups[0]["lr"] <= 0.01),
@@ -142,10 +147,11 @@ def test_the_workflow_configs_stand_alone_and_agree_on_every_shared_key():
         ("slice_axis", 0, "inferer", lambda c: c.slice_axis == 0),
         ("slice_axis", 1, "train#slices", lambda c: c.mover.slice_axis == 1),
         ("device", "cpu", "network", lambda c: next(c.parameters()).device.type == "cpu"),
-        ("rician_vst", True, "train#preprocessing", lambda c: type(c.transforms[-2]).__name__ == "RicianVSTd"),
-        ("rician_vst", "false", "train#preprocessing", lambda c: "RicianVSTd" not in [type(t).__name__ for t in c.transforms]),
-        ("rician_vst", True, "inferer", lambda c: c.rician_vst),
-        ("rician_vst", "false", "inferer", lambda c: not c.rician_vst),  # as typed on the command line
+        # the 0.6 flag, read as noise_model "rician"
+        ("rician_vst", True, "train#noise", lambda c: c.noise_model == "rician"),
+        ("rician_vst", "false", "train#noise", lambda c: c.noise_model == "auto"),
+        ("rician_vst", True, "inferer", lambda c: c.noise_model == "rician"),
+        ("rician_vst", "false", "inferer", lambda c: c.noise_model == "auto"),  # as typed on the command line
     ],
 )
 def test_every_knob_is_a_config_key(key, value, component, check, tmp_path):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from c2s_monai import C2SInferer, GDSMLoss, api, defaults
-from c2s_monai.data import patch_transforms
+from c2s_monai.data import patch_transforms, training_loader
 from c2s_monai.engines import GDSMIteration, create_trainer
 from c2s_monai.inferers import FLIP_ENSEMBLES
-from c2s_monai.transforms import ScaleNoisyImage
+from c2s_monai.noise_level import resolve_noise_level
+from c2s_monai.transforms import ResolveNoiseLeveld, ScaleNoisyImage
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 
@@ -20,6 +21,8 @@ BUNDLE = Path(__file__).resolve().parents[1] / "bundle"
 COMMON_KEYS = {
     "sigma_data": defaults.SIGMA_DATA,
     "noise_model": defaults.NOISE_MODEL,
+    "num_coils": defaults.NUM_COILS,
+    "sigma_map": defaults.SIGMA_MAP,
     "spatial_dims": defaults.SPATIAL_DIMS,
     "context_slices": defaults.CONTEXT_SLICES,
     "slice_axis": defaults.SLICE_AXIS,
@@ -54,6 +57,7 @@ SIGNATURES = {
         "roi_size": defaults.ROI_SIZE, "overlap": defaults.OVERLAP, "percentile": defaults.INTENSITY_PERCENTILE,
         "autocast_dtype": defaults.AUTOCAST_DTYPE, "context_slices": defaults.CONTEXT_SLICES, "slice_axis": defaults.SLICE_AXIS,
         "volume_roi_size": defaults.VOLUME_ROI_SIZE, "check_noise": defaults.CHECK_NOISE, "backend": defaults.BACKEND,
+        "noise_model": defaults.NOISE_MODEL, "num_coils": defaults.NUM_COILS, "sigma_map": defaults.SIGMA_MAP,
     },
     api.train: {
         "sigma_data": defaults.SIGMA_DATA, "noise_model": defaults.NOISE_MODEL, "patch_size": defaults.PATCH_SIZE,
@@ -62,6 +66,7 @@ SIGNATURES = {
         "tau_max": defaults.TAU_MAX, "sigma_target_ratio": defaults.SIGMA_TARGET_RATIO, "max_weight": defaults.MAX_WEIGHT,
         "autocast_dtype": defaults.AUTOCAST_DTYPE, "context_slices": defaults.CONTEXT_SLICES,
         "spatial_dims": defaults.SPATIAL_DIMS, "slice_axis": defaults.SLICE_AXIS, "context_dropout": defaults.CONTEXT_DROPOUT,
+        "num_coils": defaults.NUM_COILS, "sigma_map": defaults.SIGMA_MAP,
     },
     api.denoise: {
         "sigma_data": defaults.SIGMA_DATA, "flips": defaults.FLIPS, "autocast_dtype": defaults.AUTOCAST_DTYPE,
@@ -73,9 +78,12 @@ SIGNATURES = {
         "ema_momentum": defaults.EMA_MOMENTUM, "autocast_dtype": defaults.AUTOCAST_DTYPE,
     },
     GDSMIteration: {"autocast_dtype": defaults.AUTOCAST_DTYPE},
+    ResolveNoiseLeveld: {"noise_model": defaults.NOISE_MODEL, "num_coils": defaults.NUM_COILS, "sigma_map": defaults.SIGMA_MAP},
+    training_loader: {"noise_model": defaults.NOISE_MODEL, "num_coils": defaults.NUM_COILS, "sigma_map": defaults.SIGMA_MAP},
+    resolve_noise_level: {"noise_model": defaults.NOISE_MODEL, "num_coils": defaults.NUM_COILS},
     GDSMLoss: {
         "tau_max": defaults.TAU_MAX, "sigma_target_ratio": defaults.SIGMA_TARGET_RATIO, "weight_exponent": defaults.WEIGHT_EXPONENT,
-        "max_weight": defaults.MAX_WEIGHT, "noise_model": defaults.NOISE_MODEL, "tau_sampling": defaults.TAU_SAMPLING,
+        "max_weight": defaults.MAX_WEIGHT, "noise_model": defaults.RECORRUPTION, "tau_sampling": defaults.TAU_SAMPLING,
     },
     patch_transforms: {
         "patch_size": defaults.PATCH_SIZE, "patches_per_volume": defaults.BATCH_SIZE, "context_dropout": defaults.CONTEXT_DROPOUT,
@@ -116,6 +124,7 @@ def test_the_monai_label_task_denoises_with_the_defaults():
     assert inferer.flips == FLIP_ENSEMBLES[defaults.FLIPS]
     assert inferer.autocast_setting == defaults.AUTOCAST_DTYPE
     assert inferer.slice_batch == defaults.SLICE_BATCH
+    assert (inferer.noise_model, inferer.num_coils, inferer.sigma_map) == (defaults.NOISE_MODEL, defaults.NUM_COILS, defaults.SIGMA_MAP)
 
 
 def test_inferer_and_engine_accept_the_same_precisions():

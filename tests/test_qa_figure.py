@@ -82,13 +82,14 @@ def test_the_api_writes_the_qa_figure_and_the_json_report_beside_the_output(mode
 def test_without_report_only_the_output_is_written(model_and_input, tmp_path):
     model, inputs = model_and_input
     c2s_monai.denoise(inputs / "scan.nii.gz", model, tmp_path / "out.nii.gz", sigma_data=SIGMA, report=False)
-    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["out.nii.gz"]
+    # the output and the noise level it was denoised with (issue 18: every denoising writes its map)
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["out.nii.gz", "out_noise_map.nii.gz"]
     assert not [p for p in tmp_path.glob("*.json") if p.name != "model_config.json"] and not list(tmp_path.glob("*.png"))
     c2s_monai.denoise(inputs / "scan.nii.gz", model, tmp_path / "default.nii.gz", sigma_data=SIGMA)  # reports by default, as the bundle
     assert (tmp_path / "default_qa.png").is_file() and (tmp_path / "default.json").is_file()
     summary = api.denoise_files([inputs], model, output_dir=tmp_path / "batch", sigma_data=SIGMA, report="false")
     summary.check()
-    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["scan_denoised.nii.gz", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["scan_denoised.nii.gz", "scan_denoised_noise_map.nii.gz", "summary.json"]
     with pytest.raises(ValueError, match="report"):
         api.denoise_files([inputs], model, output_dir=tmp_path / "never", report="perhaps")
     assert not (tmp_path / "never").exists()
@@ -122,4 +123,4 @@ def test_a_second_denoise_to_the_same_output_warns_that_it_overwrites(model_and_
         assert "overwritten" not in caplog.text
         c2s_monai.denoise(inputs / "scan.nii.gz", model, target, sigma_data=SIGMA, report=False)
     assert f"{target}: exists, overwritten" in caplog.text
-    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["out.nii.gz"]  # written atomically: no temporary left
+    assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == ["out.nii.gz", "out_noise_map.nii.gz"]  # written atomically: no temporary left

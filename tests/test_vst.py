@@ -101,9 +101,10 @@ def test_inferer_stabilises_then_applies_the_exact_unbiased_inverse():
     assert not torch.allclose(stabilised, plain, atol=1e-3)
 
 
-def test_train_refuses_the_vst_with_rician_recorruption(tmp_path):
-    with pytest.raises(ValueError, match="noise_model 'gaussian'"):
-        train(["unused.nii.gz"], tmp_path, noise_model="rician", rician_vst=True)
+def test_train_refuses_the_old_vst_flag_against_another_noise_model(tmp_path):
+    with pytest.raises(ValueError, match="contradicts noise_model 'gaussian'"):
+        train(["unused.nii.gz"], tmp_path, noise_model="gaussian", rician_vst=True)
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_denoise_follows_the_setting_recorded_beside_the_weights(tmp_path):
@@ -120,6 +121,6 @@ def test_denoise_follows_the_setting_recorded_beside_the_weights(tmp_path):
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(source))
     assert trained_with_rician_vst(model) and not trained_with_rician_vst(network)
     followed = nib.load(str(denoise(source, model, tmp_path / "followed.nii.gz", sigma_data=0.1))).get_fdata()
-    forced_off = nib.load(str(denoise(source, model, tmp_path / "off.nii.gz", sigma_data=0.1, rician_vst=False))).get_fdata()
+    forced_off = nib.load(str(denoise(source, model, tmp_path / "off.nii.gz", sigma_data=0.1, noise_model="gaussian"))).get_fdata()
     forced_on = nib.load(str(denoise(source, model, tmp_path / "on.nii.gz", sigma_data=0.1, rician_vst="true"))).get_fdata()
     assert np.allclose(followed, forced_on) and not np.allclose(followed, forced_off, atol=1e-4)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from c2s_monai import defaults
 from c2s_monai.errors import InputError, describe
 from c2s_monai.handlers import FIRST_CONV, read_checkpoint
 from c2s_monai.multicontrast import (
@@ -91,5 +92,20 @@ def training_setting(model: str | os.PathLike | torch.nn.Module, name: str, defa
 
 
 def trained_with_rician_vst(model: str | os.PathLike | torch.nn.Module) -> bool:
-    """Whether the weights at ``model`` were trained on variance-stabilised data (``model_config.json``)."""
-    return bool(training_setting(model, "rician_vst", False))
+    """Whether the weights at ``model`` were trained on variance-stabilised Rician data (``model_config.json``)."""
+    return bool(training_setting(model, "rician_vst", False)) or training_setting(model, "noise_model", None) == "rician"
+
+
+def trained_noise_settings(model: str | os.PathLike | torch.nn.Module) -> dict:
+    """The noise settings :func:`denoise` follows for ``model``: as trained, or the defaults (:mod:`c2s_monai.noise_level`).
+
+    A 0.6 ``rician_vst`` model denoises with ``noise_model="rician"``; a model trained with a
+    noise map (estimated or given) denoises with an estimated one, ``sigma_map="auto"``.
+    """
+    noise_model = "rician" if training_setting(model, "rician_vst", False) else training_setting(model, "noise_model", defaults.NOISE_MODEL)
+    trained_map = training_setting(model, "sigma_map", defaults.SIGMA_MAP)
+    return {
+        "noise_model": noise_model,
+        "num_coils": training_setting(model, "num_coils", defaults.NUM_COILS),
+        "sigma_map": defaults.SIGMA_MAP if trained_map == "none" else "auto",
+    }

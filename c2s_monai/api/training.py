@@ -50,6 +50,7 @@ from c2s_monai.multicontrast import (
 )
 from c2s_monai.naming import CONFIG_FILE, MODEL_FILE
 from c2s_monai.networks import NoiseConditionedUNet
+from c2s_monai.noise_level import check_num_coils, check_sigma_map, legacy_noise_model, map_file
 from c2s_monai.settings import parse_flag
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ def train(
     slice_axis: int | str = defaults.SLICE_AXIS,
     context_dropout: float = defaults.CONTEXT_DROPOUT,
     h5_key: str = defaults.H5_KEY,
+    num_coils: int | str = defaults.NUM_COILS,
+    sigma_map: str | Sequence[str | os.PathLike] = defaults.SIGMA_MAP,
 ) -> Path:
     """Train a C2S denoiser on noisy volumes only; return the path of the EMA weights.
 
@@ -100,10 +103,16 @@ def train(
     ``<output_dir>/checkpoints`` when a checkpoint is there. ``pretrained`` (a ``model.pt``,
     e.g. the shipped ``bundle/models/model.pt``) starts from its weights instead of random
     ones: fine-tuning, for which ``learning_rate=4e-3`` with ``warmup_iterations=20`` was
-    the fastest recipe measured (docs/benchmarks.md, time to quality). ``rician_vst`` (magnitude
-    data with Rician noise, single contrast) trains on the variance-stabilised images
-    (:mod:`c2s_monai.vst`, with ``noise_model="gaussian"``), the best Rician treatment in the
-    benchmark; it is recorded beside the weights, and :func:`denoise` follows it.
+    the fastest recipe measured (docs/benchmarks.md, time to quality).
+
+    Noise (:mod:`c2s_monai.noise_level`, docs/method.md section 10): ``noise_model`` is the data's
+    observation model, ``"auto"`` (the default: magnitude images with an air background train
+    through the VST of their Rician or noncentral-chi model, ``num_coils`` coils, ``"auto"``
+    estimated; signed data as Gaussian), ``"gaussian"``, ``"rician"`` or ``"noncentral_chi"``.
+    ``sigma_map``: ``"none"`` (one level per volume), ``"auto"`` (a per-voxel map estimated per
+    volume) or one map file per training volume (spatially varying noise: parallel imaging's
+    g-factor). They are recorded beside the weights, and :func:`denoise` follows them.
+    ``rician_vst``: the 0.6 flag for ``noise_model="rician"``.
 
     Volumes (:mod:`c2s_monai.context`): a 2D network sees the ``context_slices`` neighbouring
     slices on each side of its target slice (``"auto"``: the default
@@ -120,9 +129,11 @@ def train(
     """
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
-    rician_vst = bool(parse_flag(rician_vst, "rician_vst"))
-    if rician_vst and noise_model != "gaussian":
-        raise ValueError(f"rician_vst turns Rician noise into Gaussian noise: train it with noise_model 'gaussian', not {noise_model!r}.")
+    noise_model = legacy_noise_model(noise_model, bool(parse_flag(rician_vst, "rician_vst")))
+    num_coils = check_num_coils(num_coils)
+    if isinstance(sigma_map, (str, os.PathLike)) and map_file(sigma_map) is not None:
+        sigma_map = [str(sigma_map)]  # one map file: of the one training file
+    map_setting = check_sigma_map(sigma_map) if isinstance(sigma_map, (str, os.PathLike)) or sigma_map is None else [str(m) for m in sigma_map]
     set_determinism(seed)
     if channels is not None:
         channels = check_contrasts(channels)
@@ -138,14 +149,15 @@ def train(
         "conditioning": conditioning,
     }
     network = load_pretrained(NoiseConditionedUNet(**network_args), pretrained).to(device)
-    loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight, noise_model=noise_model)
+    loss = GDSMLoss(tau_max=tau_max, sigma_target_ratio=sigma_target_ratio, max_weight=max_weight)
     # loads and checks every file first: a bad one stops the run before anything is written
     # with channels, files are subjects
     items = training_inputs(cast(Sequence[str | os.PathLike], files)) if channels is None else list(cast(Sequence[Mapping[str, str]], files))
     loader = training_loader(
         items, sigma_data, patch_size, batch_size, iterations_per_epoch, seed, channels=channels, resample_guides=resample_guides,
-        rician_vst=rician_vst, context_slices=context_slices, spatial_dims=spatial_dims, slice_axis=slice_axis,
+        context_slices=context_slices, spatial_dims=spatial_dims, slice_axis=slice_axis,
         context_dropout=context_dropout, h5_key=str(h5_key), num_channels=None if channels is not None else 1,
+        noise_model=noise_model, num_coils=num_coils, sigma_map=map_setting,
     )
     check_writable_folder(checkpoint_dir)
     if channels is not None:
@@ -173,7 +185,8 @@ def train(
         "training": {
             "sigma_data": sigma_data,
             "noise_model": noise_model,
-            "rician_vst": rician_vst,
+            "num_coils": num_coils,
+            "sigma_map": map_setting if isinstance(map_setting, str) else "given",
             "context_slices": context_slices,
             "slice_axis": slice_axis,
             "context_dropout": context_dropout,

@@ -29,16 +29,22 @@ class GDSMIteration:
     Args:
         image_key: batch key of the noisy images ``(B, C, *spatial)`` (channel 0: target).
         sigma_key: batch key of the per-sample data noise level ``(B,)`` in network units.
+        map_key: batch key of the per-voxel level map (network units, channel 0 the target's;
+            :class:`~c2s_monai.transforms.ResolveNoiseLeveld`); used instead of ``sigma_key``
+            when the batch has it.
         autocast_dtype: ``"float32"`` (no autocast), ``"bfloat16"`` or ``"auto"`` (the default):
             mixed precision for the forward pass on the engine's device; ``"auto"`` is
             bfloat16 where the device has native bfloat16 units (AMX CPUs, recent GPUs),
             see :mod:`c2s_monai.precision`.
     """
 
-    def __init__(self, image_key: str = "image", sigma_key: str = "sigma_data", autocast_dtype: str = defaults.AUTOCAST_DTYPE) -> None:
+    def __init__(
+        self, image_key: str = "image", sigma_key: str = "sigma_data", autocast_dtype: str = defaults.AUTOCAST_DTYPE, map_key: str = "sigma_map"
+    ) -> None:
         check_autocast_dtype(autocast_dtype)
         self.image_key = image_key
         self.sigma_key = sigma_key
+        self.map_key = map_key
         self.autocast_setting = autocast_dtype
 
     def __call__(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
@@ -46,7 +52,10 @@ class GDSMIteration:
             raise ValueError("Must provide batch data for current iteration.")
         device = engine.state.device
         noisy = torch.as_tensor(batchdata[self.image_key]).to(device=device, dtype=torch.float32)
-        sigma_data = torch.as_tensor(batchdata[self.sigma_key]).to(device=device, dtype=torch.float32).reshape(-1)
+        if self.map_key in batchdata:
+            sigma_data = torch.as_tensor(batchdata[self.map_key])[:, :1].to(device=device, dtype=torch.float32)
+        else:
+            sigma_data = torch.as_tensor(batchdata[self.sigma_key]).to(device=device, dtype=torch.float32).reshape(-1)
         output = {CommonKeys.IMAGE: noisy}
         engine.state.output = output
         engine.network.train()

@@ -33,8 +33,9 @@ from monai.config import PathLike
 from monai.engines.utils import IterationEvents
 
 from c2s_monai.evaluation import NO_REFERENCE_METRICS, no_reference_metrics
-from c2s_monai.inferers import denoising_record
+from c2s_monai.inferers import denoising_noise_map, denoising_record
 from c2s_monai.io import atomic_write, write_text_atomic
+from c2s_monai.naming import noise_map_path
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,10 @@ def _crop_box(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 RESIDUAL_LABEL = "noisy - denoised (image units)"
+NOISE_MAP_LABEL = "noise std (image units)"
 
 
-def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None):
+def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None, noise_map=None):
     """The QA figure as a :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot): what :func:`qa_figure` saves.
 
     One row per slice (last axis), five panels, each axis labelled (``Axes.get_label()``) by its role:
@@ -83,7 +85,9 @@ def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: st
       height), same grey scale, axes in voxel indices of the slice;
     - ``"residual"``: ``noisy - denoised`` in a diverging map symmetric about 0, at ``±3 sigma``
       (without a sigma: ``±`` its 99.5th percentile of ``|residual|``), with a colour bar
-      labelled :data:`RESIDUAL_LABEL`; red where the noisy image is brighter.
+      labelled :data:`RESIDUAL_LABEL`; red where the noisy image is brighter;
+    - ``"noise map"`` (with ``noise_map``, the per-voxel noise std used, image units): its slice,
+      with a colour bar labelled :data:`NOISE_MAP_LABEL`.
 
     The title states the sigma used (image units) and the residual's definition.
     """
@@ -97,9 +101,11 @@ def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: st
     indices = _slice_indices(noisy_array.shape[-1], num_slices)
     bound = 3.0 * float(sigma) if sigma else float(np.percentile(np.abs(residual), 99.5)) or 1.0
     x0, x1, y0, y1 = _crop_box(noisy_array.shape)
-    figure = Figure(figsize=(16, 3.2 * len(indices) + 0.8))
+    map_array = None if noise_map is None else _in_plane_display(_target_volume(noise_map).reshape(noisy_array.shape), affine)
+    columns = 5 if map_array is None else 6
+    figure = Figure(figsize=(16 * columns / 5, 3.2 * len(indices) + 0.8))
     FigureCanvasAgg(figure)
-    axes = figure.subplots(len(indices), 5, squeeze=False)
+    axes = figure.subplots(len(indices), columns, squeeze=False)
     zoom_extent = (x0 - 0.5, x1 - 0.5, y0 - 0.5, y1 - 0.5)
     for row, k in enumerate(indices):
         low, high = (float(v) for v in np.percentile(noisy_array[..., k], [0.5, 99.5]))
@@ -121,11 +127,20 @@ def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: st
         colorbar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
         colorbar.set_label(RESIDUAL_LABEL, fontsize=8)
         colorbar.ax.tick_params(labelsize=7)
-        for panel_axis in axes[row, :4]:
+        if map_array is not None:
+            map_axis = axes[row, 5]
+            low_map, high_map = float(map_array.min()), float(map_array.max())
+            shown = map_axis.imshow(
+                map_array[..., k].T, cmap="viridis", vmin=low_map, vmax=max(high_map, low_map * 1.001 + 1e-12), origin="lower", interpolation="nearest"
+            )
+            map_axis.set_title("noise map (std used)", fontsize=9)
+            map_axis.set_label("noise map")
+            map_bar = figure.colorbar(shown, ax=map_axis, fraction=0.046, pad=0.04)
+            map_bar.set_label(NOISE_MAP_LABEL, fontsize=8)
+            map_bar.ax.tick_params(labelsize=7)
+        for panel_axis in axes[row, :]:
             panel_axis.set_xticks([])
             panel_axis.set_yticks([])
-        axis.set_xticks([])
-        axis.set_yticks([])
     used = f"sigma used = {float(sigma):.4g} (image units)" if sigma else "sigma not recorded"
     caption = (
         f"{used}; noisy and denoised share one grey scale per slice (0.5-99.5th percentile of the noisy slice); "
@@ -138,10 +153,10 @@ def build_qa_figure(noisy, denoised, affine=None, num_slices: int = 3, title: st
 
 
 def qa_figure(
-    noisy, denoised, output_path: PathLike, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None
+    noisy, denoised, output_path: PathLike, affine=None, num_slices: int = 3, title: str = "", sigma: float | None = None, noise_map=None
 ) -> Path:
     """Save the QA figure of :func:`build_qa_figure` as a PNG at ``output_path`` (atomically); return the path."""
-    figure = build_qa_figure(noisy, denoised, affine=affine, num_slices=num_slices, title=title, sigma=sigma)
+    figure = build_qa_figure(noisy, denoised, affine=affine, num_slices=num_slices, title=title, sigma=sigma, noise_map=noise_map)
     atomic_write(output_path, lambda temporary: figure.savefig(temporary, dpi=90, format="png"))
     return Path(output_path)
 
@@ -196,6 +211,7 @@ def write_report(
     meta: Mapping | None = None,
     num_slices: int = 3,
     details: Mapping | None = None,
+    noise_map=None,
 ) -> dict:
     """Write the QA figure ``<name>_qa.png`` and the JSON report ``<name>.json`` of one denoised volume; return the report.
 
@@ -207,13 +223,14 @@ def write_report(
             shown) and its denoised volume.
         output_path: the written output (a NIfTI file or a DICOM series folder); ``None``: none.
         record: what the inferer recorded (:func:`c2s_monai.inferers.denoising_record`:
-            ``sigma_data``, ``sigma_source``, ``volume``).
+            ``sigma_data``, ``sigma_source``, ``volume``, ``noise``).
         folder, name: where the reports go and their name; default :func:`report_location`
             (beside the output, named after it).
         meta: the input's metadata (``filename_or_obj``, ``affine``, ``source_format``, contrasts);
             default ``noisy.meta``.
         num_slices: slices shown in the figure.
         details: entries added to the report (``flips``, timings, ``device``, the checkpoint...).
+        noise_map: the per-voxel noise std used (:func:`c2s_monai.inferers.denoising_noise_map`), shown in the figure.
     """
     meta = meta if meta is not None else getattr(noisy, "meta", {}) or {}
     source = meta.get("filename_or_obj", "")
@@ -222,11 +239,13 @@ def write_report(
     name = name or default_name
     sigma = record.get("sigma_data")
     sigma_source = record.get("sigma_source", "unknown")
-    volume = record.get("volume")
+    volume, noise = record.get("volume"), record.get("noise")
     figure = qa_figure(
         noisy, denoised, folder / f"{name}_qa.png", affine=meta.get("affine"), num_slices=num_slices,
         title=f"{Path(str(source or name)).name}  sigma_data={sigma:.4g} ({sigma_source})" if sigma else name, sigma=sigma,
+        noise_map=noise_map,
     )
+    map_file = noise_map_path(output_path) if output_path else None
     report: dict[str, Any] = {
         "input": _absolute(source),
         "input_format": str(meta.get("source_format", "")),
@@ -236,6 +255,8 @@ def write_report(
         "sigma_source": sigma_source,
         "shape": [int(s) for s in torch.as_tensor(noisy).shape[-3:]],
         **({"volume": volume} if volume else {}),
+        **({"noise": noise} if noise else {}),
+        **({"noise_map": _absolute(map_file)} if map_file is not None and map_file.exists() else {}),
         **_contrast_fields(meta),
         **dict(details or {}),
     }
@@ -298,15 +319,12 @@ class DenoisingReportHandler:
         seconds = (time.perf_counter() - self._start) / max(1, len(items))
         for item in items:
             record = denoising_record(item.get(self.pred_key))
-            sigma, source, volume = record.get("sigma_data"), record.get("sigma_source", "unknown"), record.get("volume", {})
             try:
-                self._report(engine, item, sigma, source, seconds, len(items), volume)
+                self._report(engine, item, record, seconds, len(items), denoising_noise_map(item.get(self.pred_key)))
             except Exception as error:  # noqa: BLE001  a report must not stop a batch run: the denoised output is written
                 logger.warning("%s: the QA figure or JSON report failed (%s); the denoised output is kept.", item.get(self.path_key), error)
 
-    def _report(
-        self, engine: Engine, item: dict, sigma: float | None, sigma_source: str, seconds: float, count: int, volume: dict | None = None
-    ) -> None:
+    def _report(self, engine: Engine, item: dict, record: dict, seconds: float, count: int, noise_map=None) -> None:
         folder, name = _report_name(item, self.path_key, self.image_key)
         details: dict[str, Any] = {
             "flips": len(getattr(engine.inferer, "flips", ())) or None,  # type: ignore[attr-defined]  # a MONAI evaluator's inferer
@@ -317,10 +335,9 @@ class DenoisingReportHandler:
         }
         if "label" in item and item["label"] is not None:
             details["has_reference"] = True
-        record = {"sigma_data": sigma, "sigma_source": sigma_source, **({"volume": volume} if volume else {})}
         report = write_report(
             item[self.image_key], item[self.pred_key], item.get(self.path_key), record, folder=folder or self.output_dir, name=name,
-            num_slices=self.num_slices, details=details,
+            num_slices=self.num_slices, details=details, noise_map=noise_map,
         )
         self.reports.append(report)
 

@@ -42,7 +42,7 @@ from c2s_monai.io import (
     save_like,
 )
 from c2s_monai.io.readers import read_dicom_series
-from c2s_monai.naming import DENOISED_POSTFIX, input_kind, output_path, output_stem
+from c2s_monai.naming import DENOISED_POSTFIX, NOISE_MAP_META_KEY, input_kind, noise_map_path, output_path, output_stem
 from c2s_monai.settings import parse_flag
 
 __all__ = ["SaveDenoisedd", "derived_image_type", "output_stem", "parse_flag", "save_denoised", "save_nifti", "write_dicom_series"]
@@ -285,6 +285,20 @@ def save_denoised(
     return save_nifti(volume, matrix, target)
 
 
+def save_noise_map(noise_map, source: PathLike, written: PathLike, affine=None) -> Path:
+    """Write the per-voxel noise level an output was denoised with (image units) at :func:`~c2s_monai.naming.noise_map_path` of ``written``.
+
+    NIfTI, on the input's grid: with a NIfTI input's header (:func:`save_like`), else with
+    ``affine`` (the reader's). Returns the path written.
+    """
+    source, target = Path(source), noise_map_path(written)
+    if input_kind(source) == "nifti":
+        return save_like(noise_map, source, target)
+    matrix = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
+    check_output_path(source, target)
+    return save_nifti(noise_map, matrix, target)
+
+
 class SaveDenoisedd(MapTransform):
     """Save the denoised volume under ``keys`` in the input's format family; store the path under ``path_key``.
 
@@ -298,6 +312,9 @@ class SaveDenoisedd(MapTransform):
         subfolder_key: key of a sub-folder of ``output_dir`` for the item (multi-contrast: the
             subject id, so subjects whose files share names do not share outputs); an absent
             or empty value writes into ``output_dir``.
+        noise_map: also write the per-voxel noise level the output was denoised with, which
+            :class:`~c2s_monai.C2SInferer` puts in its metadata, as ``<output name>_noise_map.nii.gz``
+            (:func:`save_noise_map`).
     """
 
     def __init__(
@@ -310,8 +327,10 @@ class SaveDenoisedd(MapTransform):
         path_key: str = "output_path",
         subfolder_key: str | None = None,
         allow_missing_keys: bool = False,
+        noise_map: bool = True,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.noise_map = parse_flag(noise_map, "noise_map")
         if not output_postfix:
             raise ValueError("output_postfix must not be empty: the output would take the input's name.")
         self.reference_key = reference_key
@@ -338,5 +357,9 @@ class SaveDenoisedd(MapTransform):
         writes_dicom = kind == "dicom" and self.dicom_output
         for key in self.key_iterator(d):
             target = self._target(source, "" if writes_dicom else ".nii.gz", subfolder)
-            d[self.path_key] = str(save_denoised(d[key], source, target, meta.get("affine"), self.dicom_output, self.output_postfix))
+            written = save_denoised(d[key], source, target, meta.get("affine"), self.dicom_output, self.output_postfix)
+            d[self.path_key] = str(written)
+            noise_map = getattr(d[key], "meta", {}).get(NOISE_MAP_META_KEY)
+            if self.noise_map and noise_map is not None:
+                save_noise_map(noise_map, source, written, meta.get("affine"))
         return d

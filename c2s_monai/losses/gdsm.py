@@ -6,6 +6,8 @@ Tu, Shi & Lam, "Score-based Self-supervised MRI Denoising", ICLR 2025 (arXiv 250
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -85,7 +87,7 @@ class GDSMLoss(nn.Module):
         sigma_target_ratio: float = defaults.SIGMA_TARGET_RATIO,
         weight_exponent: float = defaults.WEIGHT_EXPONENT,
         max_weight: float = defaults.MAX_WEIGHT,
-        noise_model: str = defaults.NOISE_MODEL,
+        noise_model: str = defaults.RECORRUPTION,
         tau_sampling: str = defaults.TAU_SAMPLING,
     ) -> None:
         super().__init__()
@@ -104,17 +106,19 @@ class GDSMLoss(nn.Module):
         self.noise_model = check_noise_model(noise_model)
         self.tau_sampling = tau_sampling
 
-    def sample_tau(self, sigma_data: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw the added level ``tau`` per sample (see the class docstring)."""
-        u = 1.0 - torch.rand(sigma_data.shape, generator=generator, dtype=sigma_data.dtype)
-        u = u.to(sigma_data.device)
-        tau_limit = self.tau_max * sigma_data
+    def sample_tau_ratio(self, batch: int, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
+        """Draw ``tau / s_d`` per sample ``(batch,)``: every sampling is proportional to the level (see the class docstring)."""
+        u = (1.0 - torch.rand((batch,), generator=generator, dtype=dtype)).to(device)
         if self.tau_sampling == "tau":
-            return u * tau_limit
+            return u * self.tau_max
         if self.tau_sampling == "tau_squared":
-            return u**2 * tau_limit
-        sigma_total = sigma_data + u * (torch.sqrt(sigma_data**2 + tau_limit**2) - sigma_data)
-        return torch.sqrt(sigma_total**2 - sigma_data**2)
+            return u**2 * self.tau_max
+        total_ratio = 1 + u * (math.sqrt(1 + self.tau_max**2) - 1)
+        return torch.sqrt(total_ratio**2 - 1)
+
+    def sample_tau(self, sigma_data: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw the added level ``tau`` per sample for levels ``sigma_data`` ``(B,)`` (see the class docstring)."""
+        return self.sample_tau_ratio(sigma_data.shape[0], generator, sigma_data.dtype, sigma_data.device) * sigma_data
 
     def forward(
         self,
@@ -123,22 +127,36 @@ class GDSMLoss(nn.Module):
         sigma_data: torch.Tensor | float,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Return the mean weighted loss for ``noisy`` ``(B, C, *spatial)`` at ``sigma_data`` (scalar or ``(B,)``)."""
+        """Return the mean weighted loss for ``noisy`` ``(B, C, *spatial)`` at ``sigma_data``.
+
+        ``sigma_data``: a scalar, one level per sample ``(B,)``, or a per-voxel map ``(B, 1, *spatial)``
+        (spatially varying noise, docs/method.md section 10): ``tau`` is then the sample's ratio
+        times the local level, so ``gamma`` and ``delta`` stay one number per sample.
+        """
         batch = noisy.shape[0]
-        sigma_data = torch.as_tensor(sigma_data, dtype=noisy.dtype, device=noisy.device).reshape(-1)
-        sigma_data = sigma_data.expand(batch) if sigma_data.numel() == 1 else sigma_data
-        if sigma_data.numel() != batch or not bool(torch.all(sigma_data > 0)):
-            raise ValueError(f"sigma_data must be > 0, one value or one per sample; got {sigma_data.tolist()}.")
-        tau = self.sample_tau(sigma_data, generator)
+        level_shape = (batch, 1, *([1] * (noisy.ndim - 2)))
+        sigma_data = torch.as_tensor(sigma_data, dtype=noisy.dtype, device=noisy.device)
+        if sigma_data.ndim == noisy.ndim:
+            if sigma_data.shape[0] != batch or sigma_data.shape[1] != 1 or sigma_data.shape[2:] != noisy.shape[2:]:
+                raise ValueError(f"a sigma_data map must have shape {(batch, 1, *noisy.shape[2:])}, got {tuple(sigma_data.shape)}.")
+        else:
+            sigma_data = sigma_data.reshape(-1)
+            sigma_data = sigma_data.expand(batch) if sigma_data.numel() == 1 else sigma_data
+            if sigma_data.numel() != batch:
+                raise ValueError(f"sigma_data must be one value, one per sample or a map; got {sigma_data.tolist()}.")
+            sigma_data = sigma_data.reshape(level_shape)
+        if not bool(torch.all(sigma_data > 0)):
+            raise ValueError(f"sigma_data must be > 0; its minimum is {float(sigma_data.min())}.")
+        ratio = self.sample_tau_ratio(batch, generator, sigma_data.dtype, sigma_data.device).reshape(level_shape)
+        tau = ratio * sigma_data
         sigma_total = torch.sqrt(sigma_data**2 + tau**2)
         gamma, delta = gdsm_coefficients(sigma_total, sigma_data, self.sigma_target_ratio * sigma_data)
         weight = sigma_total ** (2 * self.weight_exponent) * torch.clamp(gamma**-2, max=self.max_weight)
 
         target = noisy[:, :1]
-        x_tau = recorrupt(target, tau, self.noise_model, generator)
-        level_map = sigma_total.reshape(-1, 1, *([1] * (noisy.ndim - 2))).expand_as(target)
+        x_tau = recorrupt(target, tau if tau.numel() > batch else tau.reshape(-1), self.noise_model, generator)
+        level_map = sigma_total.expand_as(target)
         denoised = network(torch.cat([x_tau, noisy[:, 1:], level_map], dim=1))
 
-        shape = (-1,) + (1,) * (noisy.ndim - 1)
-        residual = gamma.reshape(shape) * denoised.float() + delta.reshape(shape) * x_tau - target
-        return (weight.reshape(shape) * residual**2).mean()
+        residual = gamma * denoised.float() + delta * x_tau - target
+        return (weight * residual**2).mean()

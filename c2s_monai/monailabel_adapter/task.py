@@ -20,7 +20,9 @@ folder per request and handed to MONAI Label as the result file, never an intege
 The JSON result carries the noise level used (``sigma_data``, image units) and its source.
 
 Per-request options (MONAI Label ``params``): ``sigma_data`` (a number in the image's units,
-or ``"auto"``, ``"mad"``, ``"background"``), ``flips`` (1, 2 or 4) and ``slice_axis``
+or ``"auto"``, ``"mad"``, ``"background"``), ``noise_model`` (``"auto"``, ``"gaussian"``, ``"rician"``,
+``"noncentral_chi"``), ``num_coils``, ``sigma_map`` (``"none"`` or ``"auto"``: a per-voxel map
+estimated from the image; a map file is not taken from a request), ``flips`` (1, 2 or 4) and ``slice_axis``
 (``"auto"`` or 0, 1, 2: the axis the slices and their 2.5D context are taken along); their
 defaults are the bundle's. The JSON result also says how the volume was denoised
 (``volume``: network dimensions, slice axis, context and edge handling or 2D fallback, the
@@ -57,6 +59,8 @@ from monailabel.utils.others.generic import device_map
 from c2s_monai.context import AUTO
 from c2s_monai.estimation import ESTIMATORS
 from c2s_monai.inferers import FLIP_ENSEMBLES, C2SInferer, denoising_record
+from c2s_monai.naming import NOISE_MAP_POSTFIX
+from c2s_monai.noise_level import SIGMA_MAP_MODES, check_noise_model, check_num_coils
 
 __all__ = ["BundleDenoiseTask", "anchor_macro_paths", "request_device"]
 
@@ -64,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = Path("configs") / "inference.json"
 METADATA_FILE = Path("configs") / "metadata.json"
-REQUEST_OPTIONS = ("sigma_data", "flips", "slice_axis")
+REQUEST_OPTIONS = ("sigma_data", "flips", "slice_axis", "noise_model", "num_coils", "sigma_map")
 OUTPUT_DIR_KEY = "c2s_output_dir"
 DEVICE_KEY = "c2s_device"
 NOTHING_DONE = "nothing was denoised."
@@ -104,6 +108,15 @@ def _request_value(name: str, value: Any) -> float | int | str:
         if str(value).strip() not in {"0", "1", "2"}:
             raise ValueError(f"slice_axis must be 'auto' or 0, 1, 2, got {value!r}.")
         return int(value)
+    if name == "noise_model":
+        return check_noise_model(value)
+    if name == "num_coils":
+        return check_num_coils(value)
+    if name == "sigma_map":
+        # per request only the modes: a server path in a request would read any file on the server
+        if str(value).strip().lower() not in SIGMA_MAP_MODES:
+            raise ValueError(f"sigma_map must be one of {SIGMA_MAP_MODES} in a request, got {value!r}.")
+        return str(value).strip().lower()
     if isinstance(value, str) and value.strip() in ESTIMATORS:
         return value.strip()
     try:
@@ -258,7 +271,7 @@ class BundleDenoiseTask(BasicInferTask):
         """Move the image the bundle wrote to a temporary file MONAI Label sends and then deletes."""
         folder = Path(data.pop(OUTPUT_DIR_KEY))
         try:
-            written = sorted(folder.glob("*.nii.gz"))
+            written = sorted(p for p in folder.glob("*.nii.gz") if not p.name.endswith(f"_{NOISE_MAP_POSTFIX}.nii.gz"))
             if len(written) != 1:
                 raise RuntimeError(
                     f"{self.bundle_path / CONFIG_FILE}: postprocessing wrote {[p.name for p in written]} into {folder}, "

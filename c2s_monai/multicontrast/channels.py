@@ -12,7 +12,7 @@ from c2s_monai.errors import InputError
 from c2s_monai.settings import parse_flag
 
 # item keys that are not contrast names
-RESERVED_KEYS = ("subject", "target_contrast", "source", "image", "label", "pred", "sigma_data", "intensity_scale")
+RESERVED_KEYS = ("subject", "target_contrast", "source", "image", "label", "pred", "sigma_data", "intensity_scale", "sigma_map", "noise")
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

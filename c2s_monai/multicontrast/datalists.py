@@ -123,6 +123,11 @@ def _subjects(entries: list, header: list[str] | None, contrasts, origin: str, b
             item[name] = str(file if file.is_absolute() else base / file)
         if len(item) == 1:
             raise InputError(f"{origin}: subject {row} names none of the contrasts {names}; give at least one file.")
+        noise_map = entry.get("sigma_map")
+        if isinstance(noise_map, (str, os.PathLike)) and str(noise_map).strip():
+            # the noise map of the subject's target contrast (docs/multicontrast.md), on its grid
+            noise_file = Path(noise_map).expanduser()
+            item["sigma_map"] = str(noise_file if noise_file.is_absolute() else base / noise_file)
         subjects.append(item)
     for name in names:
         if not any(name in s for s in subjects):

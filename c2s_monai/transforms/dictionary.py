@@ -7,8 +7,10 @@ noise pairs), :mod:`c2s_monai.vst`, :mod:`c2s_monai.noise`.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Hashable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from c2s_monai import defaults
 from c2s_monai.context import AUTO, DEFAULT_CONTEXT_DROPOUT, check_context_slices, check_noise_independence, check_spatial_dims, context_indices, context_stack
 from c2s_monai.errors import InputError, input_name
 from c2s_monai.noise import add_noise, check_noise_model
+from c2s_monai.noise_level import SIGMA_MAP_MODES, check_noise_map, check_sigma_map, resolve_noise_level, stabilise
 from c2s_monai.transforms.array import AddNoise, EnsureVolume, MoveSliceAxis, RicianVST, ScaleNoisyImage
 
 
@@ -61,6 +64,91 @@ class ScaleNoisyImaged(MapTransform):
             d[key], sigma, scale = self.scaler(d[key])
             d[self.sigma_key] = torch.tensor(sigma, dtype=torch.float32)
             d[self.scale_key] = torch.tensor(scale, dtype=torch.float32)
+        return d
+
+
+class LoadNoiseMapd(MapTransform):
+    """Load and check an item's given noise map (:func:`c2s_monai.noise_level.check_noise_map`) against its image.
+
+    After the image is loaded and before the slice axis moves. The key may hold a map file
+    (read as the image is, :class:`~c2s_monai.io.readers.LoadVolume`), a loaded map, or a mode
+    (``"none"``/``"auto"``, e.g. a MONAI Label request's option), which is dropped: the
+    inferer or :class:`ResolveNoiseLeveld` applies the mode. The map must be on the image's
+    grid, finite and > 0; it becomes float32 ``(1, *spatial)`` with its metadata. An item
+    without the key passes.
+    """
+
+    def __init__(self, keys: KeysCollection, image_key: str = "image", h5_key: str = defaults.H5_KEY, allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.image_key = image_key
+        self.h5_key = h5_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from c2s_monai.io.readers import LoadVolume  # the readers import this package
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value, image = d[key], d[self.image_key]
+            if value is None or (isinstance(value, str) and value.strip().lower() in SIGMA_MAP_MODES):
+                del d[key]
+                continue
+            name = None
+            if isinstance(value, (str, os.PathLike)):
+                name = str(value)
+                value = LoadVolume(h5_key=self.h5_key)(value)
+            values = check_noise_map(value, image, input_name(image), name)
+            d[key] = convert_to_dst_type(values, value, dtype=torch.float32)[0] if hasattr(value, "meta") else values
+        return d
+
+
+class ResolveNoiseLeveld(MapTransform):
+    """After :class:`ScaleNoisyImaged`: decide each image's noise (:func:`c2s_monai.noise_level.resolve_noise_level`), stabilise it, write its level map.
+
+    Reads ``sigma_key``/``scale_key`` (as ``ScaleNoisyImaged`` wrote them) and a given map under
+    ``map_key`` (image units, checked by :class:`LoadNoiseMapd`); writes the per-voxel level in
+    network units under ``map_key`` (``(1, *spatial)``, constant where uniform, so that training
+    patches carry it: :func:`c2s_monai.data.patch_transforms`), the median level under
+    ``sigma_key`` and the decision (:meth:`~c2s_monai.noise_level.NoiseLevel.record`) under
+    ``noise_key``. Magnitude data leave through their VST (:func:`~c2s_monai.noise_level.stabilise`).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        noise_model: str = defaults.NOISE_MODEL,
+        num_coils: int | str = defaults.NUM_COILS,
+        sigma_map: str = defaults.SIGMA_MAP,
+        sigma_key: str = "sigma_data",
+        scale_key: str = "intensity_scale",
+        map_key: str = "sigma_map",
+        noise_key: str = "noise",
+        estimated: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.noise_model, self.num_coils = noise_model, num_coils
+        self.sigma_map = check_sigma_map(sigma_map)
+        if self.sigma_map not in ("none", "auto"):
+            raise ValueError(f"ResolveNoiseLeveld's sigma_map is 'none' or 'auto'; a map file comes with each item (its '{map_key}' key), got {sigma_map!r}.")
+        self.sigma_key, self.scale_key, self.map_key, self.noise_key = sigma_key, scale_key, map_key, noise_key
+        self.estimated = estimated
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            scale = float(d[self.scale_key])
+            given = d.get(self.map_key)
+            given = None if given is None else torch.as_tensor(given).float() / scale
+            level = resolve_noise_level(
+                image, float(d[self.sigma_key]), "estimated" if self.estimated else "given", self.noise_model, self.num_coils,
+                self.sigma_map, given, input_name(image),
+            )
+            d[key] = stabilise(image, level)
+            level_map = level.sigma_map if level.sigma_map is not None else torch.full_like(torch.as_tensor(image[:1]).float(), level.sigma)
+            d[self.map_key] = convert_to_dst_type(level_map.reshape(image[:1].shape), image, dtype=torch.float32)[0]
+            d[self.sigma_key] = torch.tensor(level.sigma, dtype=torch.float32)
+            d[self.noise_key] = level.record(scale)
         return d
 
 
@@ -268,5 +356,7 @@ CheckContextD = CheckContextDict = CheckContextd
 RandContextSliceD = RandContextSliceDict = RandContextSliced
 RandDropContextD = RandDropContextDict = RandDropContextd
 RicianVSTD = RicianVSTDict = RicianVSTd
+LoadNoiseMapD = LoadNoiseMapDict = LoadNoiseMapd
+ResolveNoiseLevelD = ResolveNoiseLevelDict = ResolveNoiseLeveld
 AddNoiseD = AddNoiseDict = AddNoised
 SimulateNoisyD = SimulateNoisyDict = SimulateNoisyd
