@@ -489,8 +489,8 @@ class PrepareNoisyBatch(PrepareBatch):
     """A MONAI ``prepare_batch`` that passes the batch's ``extra_keys`` present in it to the inferer as keyword arguments.
 
     As ``monai.engines.PrepareBatchExtraInput``, but a key an item does not have (no noise map
-    given, ``sigma_map``) is left out instead of failing: :class:`~c2s_monai.C2SInferer` then
-    uses its own settings.
+    given, ``sigma_map``), or a map key holding a mode (``"none"``/``"auto"``, not a map), is left
+    out instead of failing: :class:`~c2s_monai.C2SInferer` then uses its own settings.
     """
 
     def __init__(self, extra_keys: Sequence[str] = ("sigma_map",)) -> None:
@@ -500,7 +500,7 @@ class PrepareNoisyBatch(PrepareBatch):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
         extra = {}
         for key in self.extra_keys:
-            if key in batchdata:
-                value = batchdata[key]
+            value = batchdata.get(key)
+            if value is not None and not (key == "sigma_map" and not isinstance(value, torch.Tensor)):
                 extra[key] = value.to(device=device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
         return image, label, (), extra

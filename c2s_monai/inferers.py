@@ -369,7 +369,7 @@ class C2SInferer(Inferer):
         for sample, target, (spacing, source), given in samples:
             sample_network, backend = self._runner(self._network(network, target), sample.device)
             scaled, sigma, scale, sigma_source = self._scaler(sigma_data, target).measure(sample)
-            given = None if given is None else check_noise_map(given, sample, source).to(sample.device) / scale
+            given = None if given is None or isinstance(given, str) else check_noise_map(given, sample, source).to(sample.device) / scale
             level = resolve_noise_level(scaled, sigma, sigma_source, self.noise_model, self.num_coils, self.sigma_map, given, source)
             scaled = stabilise(scaled, level)
             sigmas.append(float(level.sigma * scale))

@@ -179,10 +179,12 @@ def check_noise_map(sigma_map: torch.Tensor, image: torch.Tensor, source: str, m
         )
     finite = torch.isfinite(values)
     if not bool(finite.all()):
-        raise InputError(f"{name}: {int((~finite).sum())} voxel(s) of the noise map are NaN or Inf; a noise map needs a finite std everywhere.")
+        raise InputError(
+            f"{name}: {int((~finite).sum())} voxel(s) of the noise map of {source} are NaN or Inf; a noise map needs a finite std everywhere."
+        )
     if not bool((values > 0).all()):
         raise InputError(
-            f"{name}: {int((values <= 0).sum())} voxel(s) of the noise map are zero or negative (min {float(values.min()):.3g}); "
+            f"{name}: {int((values <= 0).sum())} voxel(s) of the noise map of {source} are zero or negative (min {float(values.min()):.3g}); "
             "a noise std is > 0 everywhere (fill the air with its level, e.g. the scan's std there)."
         )
     return values.as_tensor() if hasattr(values, "as_tensor") else values
@@ -234,7 +236,11 @@ def resolve_noise_level(
     elif not isinstance(mode, str):
         raise ValueError("a given sigma_map array must be passed as given_map, in network units.")
     elif mode == "auto":
-        estimate = estimate_noise_map(target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target)
+        values = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+        try:
+            estimate = estimate_noise_map(values, magnitude=noise_model in MAGNITUDE_MODELS, num_coils=coils)
+        except ValueError as error:
+            raise InputError(f"{source}: {error}") from error
         level_map = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).reshape(1, *target.shape)
         map_source = f"estimated ({MAP_ESTIMATOR})"
     else:

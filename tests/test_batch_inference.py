@@ -109,7 +109,7 @@ def test_bundle_inference_goes_on_past_bad_inputs(batch, tmp_path, monkeypatch, 
     _check_summary(summary, ["a_good.nii.gz", "z_good.nii.gz", "series"], inputs=9)
     # outputs and reports of the good inputs only, nothing else, no temporary file
     names = sorted(p.name for p in tmp_path.iterdir())
-    expected = [f"{stem}_denoised{suffix}" for stem in ("a_good", "series", "z_good") for suffix in (".json", ".nii.gz", "_qa.png")]
+    expected = [f"{stem}_denoised{suffix}" for stem in ("a_good", "series", "z_good") for suffix in (".json", ".nii.gz", "_qa.png", "_noise_map.nii.gz")]
     assert names == sorted(expected + ["summary.json"])
     assert _digest(batch) == before
 
@@ -148,7 +148,7 @@ def test_python_api_and_cli_go_on_past_bad_inputs(batch, tmp_path, monkeypatch):
     with pytest.raises(BatchFailedError, match="7 of 10 inputs failed"):
         summary.check()
     outputs = ["a_good_denoised", "series_denoised", "z_good_denoised"]  # each with its QA figure and JSON report, as the bundle writes
-    expected = sorted([f"{name}{suffix}" for name in outputs for suffix in (".nii.gz", "_qa.png", ".json")] + ["summary.json"])
+    expected = sorted([f"{name}{suffix}" for name in outputs for suffix in (".nii.gz", "_qa.png", ".json", "_noise_map.nii.gz")] + ["summary.json"])
     assert sorted(p.name for p in (tmp_path / "api").iterdir()) == expected
 
     argv = ["c2s-monai", "denoise", str(batch / "nifti"), "--model", str(batch / "model.pt"), "--output_dir", str(tmp_path / "cli"), "--flips", "1"]

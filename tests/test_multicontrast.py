@@ -404,7 +404,7 @@ def test_cli_denoises_every_subject_and_goes_on_past_a_bad_one(data, api_models,
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["denoised"] * 3 + ["failed"] * 3
     assert "subject sub-1: no 'pd' image" in summary["results"][3]["message"]
-    assert sorted(p.name for p in (tmp_path / "out" / "sub-0").glob("*.nii.gz")) == ["pd_denoised.nii.gz", "t1_denoised.nii.gz", "t2_denoised.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "out" / "sub-0").glob("*_denoised.nii.gz")) == ["pd_denoised.nii.gz", "t1_denoised.nii.gz", "t2_denoised.nii.gz"]
     assert not (tmp_path / "out" / "sub-1").exists()
 
 
@@ -517,7 +517,7 @@ def test_bundle_single_target_with_per_contrast_sigma(data, bundle_root, tmp_pat
         target_contrast="t2", sigma_data={"t2": 0.05}, **TINY_INFER,
     )
     workflow.run()
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.nii.gz")) == ["sub-0/t2_denoised.nii.gz", "sub-1/t2_denoised.nii.gz"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*_denoised.nii.gz")) == ["sub-0/t2_denoised.nii.gz", "sub-1/t2_denoised.nii.gz"]
     report = json.loads((tmp_path / "sub-0" / "t2_denoised.json").read_text())
     assert report["sigma_data"] == pytest.approx(0.05) and report["sigma_source"] == "given"
 
@@ -536,7 +536,7 @@ def test_bundle_missing_guide_fails_that_subject_only(data, bundle_root, tmp_pat
     failed = [r for r in summary["results"] if r["status"] == "failed"]
     assert [r["input"] for r in failed] == [str(data / "sub-0" / "t1.nii.gz"), str(data / "sub-0" / "t2.nii.gz"), "sub-0: no pd image"]
     assert all(r["stage"] == "load" and re.search(r"subject sub-0: no 'pd' image", r["message"]) for r in failed)
-    assert not list((tmp_path / "out").glob("sub-0/*.nii.gz")) and len(list((tmp_path / "out").glob("sub-1/*.nii.gz"))) == 3
+    assert not list((tmp_path / "out").glob("sub-0/*.nii.gz")) and len(list((tmp_path / "out").glob("sub-1/*_denoised.nii.gz"))) == 3
 
 
 def test_bundle_refuses_networks_of_another_channel_order_or_missing(data, bundle_root, tmp_path, at_repo_root):

@@ -14,6 +14,7 @@ from pathlib import Path
 from c2s_monai.errors import InputError
 from c2s_monai.multicontrast.channels import RESERVED_KEYS, check_contrasts
 from c2s_monai.naming import output_stem
+from c2s_monai.noise_level import map_file
 
 
 def _json_entries(path: Path, data_list_key: str) -> list:
@@ -55,7 +56,7 @@ def datalist_contrasts(entries: Sequence[Mapping]) -> list[str]:
     """The contrast names used by ``entries``, in first-seen order (every key but :data:`RESERVED_KEYS`)."""
     names: list[str] = []
     for entry in entries:
-        names += [str(k) for k in entry if str(k) not in RESERVED_KEYS and str(k) not in names]
+        names += [str(k) for k in entry if str(k) not in RESERVED_KEYS and not is_map_key(str(k)) and str(k) not in names]
     return names
 
 
@@ -106,7 +107,7 @@ def _subjects(entries: list, header: list[str] | None, contrasts, origin: str, b
     if contrasts is not None:
         names = check_contrasts(contrasts)
     else:
-        names = check_contrasts([h for h in header if h not in RESERVED_KEYS] if header else datalist_contrasts(entries))
+        names = check_contrasts([h for h in header if h not in RESERVED_KEYS and not is_map_key(h)] if header else datalist_contrasts(entries))
     subjects: list[dict[str, str]] = []
     for row, entry in enumerate(entries, 1):
         subject = str(entry.get("subject") or "").strip()
@@ -123,11 +124,11 @@ def _subjects(entries: list, header: list[str] | None, contrasts, origin: str, b
             item[name] = str(file if file.is_absolute() else base / file)
         if len(item) == 1:
             raise InputError(f"{origin}: subject {row} names none of the contrasts {names}; give at least one file.")
-        noise_map = entry.get("sigma_map")
-        if isinstance(noise_map, (str, os.PathLike)) and str(noise_map).strip():
-            # the noise map of the subject's target contrast (docs/multicontrast.md), on its grid
-            noise_file = Path(noise_map).expanduser()
-            item["sigma_map"] = str(noise_file if noise_file.is_absolute() else base / noise_file)
+        for key, noise_map in entry.items():
+            # noise maps (docs/multicontrast.md): `sigma_map_<contrast>`, or `sigma_map` with one target
+            if is_map_key(str(key)) and isinstance(noise_map, (str, os.PathLike)) and str(noise_map).strip():
+                noise_file = Path(noise_map).expanduser()
+                item[str(key)] = str(noise_file if noise_file.is_absolute() else base / noise_file)
         subjects.append(item)
     for name in names:
         if not any(name in s for s in subjects):
@@ -140,8 +141,22 @@ def _subjects(entries: list, header: list[str] | None, contrasts, origin: str, b
     return subjects
 
 
-def target_items(subjects: Sequence[Mapping], targets: Sequence[str], check_outputs: bool = False) -> list[dict[str, str]]:
+# The datalist key of a noise map (of the target, or `sigma_map_<contrast>`), and an item's.
+MAP_KEY = "sigma_map"
+
+
+def is_map_key(key: str) -> bool:
+    """Whether a datalist key names a noise map: ``sigma_map`` or ``sigma_map_<contrast>``."""
+    return key == MAP_KEY or key.startswith(MAP_KEY + "_")
+
+
+def target_items(subjects: Sequence[Mapping], targets: Sequence[str], check_outputs: bool = False, sigma_map=None) -> list[dict[str, str]]:
     """One dataset item per subject and target: the subject's files plus ``target_contrast`` and ``source``.
+
+    Noise maps (:mod:`c2s_monai.noise_level`): an item's ``sigma_map`` is its subject's
+    ``sigma_map_<target>``, or the subject's ``sigma_map`` when one target is denoised (with
+    several, a plain ``sigma_map`` would be applied to contrasts it is not the map of: refused).
+    A ``sigma_map`` file setting (one map for the whole run) is refused: maps go in the datalist.
 
     ``source`` (what a batch summary lists) is the target's file, or ``"<subject>: no <target>
     image"`` for a subject without it (its item then fails when stacked, with that message).
@@ -149,12 +164,27 @@ def target_items(subjects: Sequence[Mapping], targets: Sequence[str], check_outp
     subjects without a ``subject`` id whose target files share a name are refused (give ids:
     their outputs then go to one folder each).
     """
+    if map_file(sigma_map) is not None:
+        raise ValueError(
+            f"sigma_map {sigma_map}: multi-contrast runs take noise maps from the datalist (each subject's "
+            "sigma_map_<contrast>), not one map file for the run; use sigma_map 'auto' or 'none' here."
+        )
     items = []
     for subject in subjects:
+        files = {k: v for k, v in subject.items() if not is_map_key(str(k))}
         for target in targets:
-            label = subject.get("subject") or next((str(v) for k, v in subject.items() if k != "subject"), "a subject")
+            label = subject.get("subject") or next((str(v) for k, v in files.items() if k != "subject"), "a subject")
             source = subject.get(target) or f"{label}: no {target} image"
-            items.append({**subject, "subject": subject.get("subject", ""), "target_contrast": target, "source": str(source)})
+            item = {**files, "subject": subject.get("subject", ""), "target_contrast": target, "source": str(source)}
+            if MAP_KEY in subject and len(targets) > 1:
+                raise InputError(
+                    f"{label}: a sigma_map without its contrast, and {len(targets)} contrasts are denoised; name the contrast it "
+                    f"is the noise map of (sigma_map_{targets[0]}, ...)."
+                )
+            noise_map = subject.get(f"{MAP_KEY}_{target}", subject.get(MAP_KEY))
+            if noise_map:
+                item[MAP_KEY] = str(noise_map)
+            items.append(item)
     if check_outputs:
         seen: dict[tuple[str, str], tuple[str, int]] = {}
         for index, item in enumerate(items):

@@ -72,8 +72,8 @@ class LoadNoiseMapd(MapTransform):
 
     After the image is loaded and before the slice axis moves. The key may hold a map file
     (read as the image is, :class:`~c2s_monai.io.readers.LoadVolume`), a loaded map, or a mode
-    (``"none"``/``"auto"``, e.g. a MONAI Label request's option), which is dropped: the
-    inferer or :class:`ResolveNoiseLeveld` applies the mode. The map must be on the image's
+    (``"none"``/``"auto"``, e.g. a MONAI Label request's option), which is left as it is: the
+    inferer or :class:`ResolveNoiseLeveld` applies its own mode. The map must be on the image's
     grid, finite and > 0; it becomes float32 ``(1, *spatial)`` with its metadata. An item
     without the key passes.
     """
@@ -90,8 +90,7 @@ class LoadNoiseMapd(MapTransform):
         for key in self.key_iterator(d):
             value, image = d[key], d[self.image_key]
             if value is None or (isinstance(value, str) and value.strip().lower() in SIGMA_MAP_MODES):
-                del d[key]
-                continue
+                continue  # a mode, for whoever applies it (the inferer's options, a MONAI Label request)
             name = None
             if isinstance(value, (str, os.PathLike)):
                 name = str(value)
@@ -139,7 +138,7 @@ class ResolveNoiseLeveld(MapTransform):
             image = d[key]
             scale = float(d[self.scale_key])
             given = d.get(self.map_key)
-            given = None if given is None else torch.as_tensor(given).float() / scale
+            given = None if given is None or isinstance(given, str) else torch.as_tensor(given).float() / scale
             level = resolve_noise_level(
                 image, float(d[self.sigma_key]), "estimated" if self.estimated else "given", self.noise_model, self.num_coils,
                 self.sigma_map, given, input_name(image),
