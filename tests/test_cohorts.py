@@ -107,7 +107,7 @@ def test_two_processes_denoise_every_input_once_into_one_summary(cohort, first_r
     # every input exactly once, each process its share: every second input from its rank
     assert sorted(source for _, source, _ in denoised) == _inputs(cohort)
     assert {source: int(rank) for rank, source, _ in denoised} == {source: index % 2 for index, source in enumerate(_inputs(cohort))}
-    assert sorted(p.name for p in output_dir.glob("*.nii.gz")) == [f"{name}_denoised.nii.gz" for name in NAMES]
+    assert sorted(p.name for p in output_dir.glob("*_denoised.nii.gz")) == [f"{name}_denoised.nii.gz" for name in NAMES]
     # one summary, the schema of a single process's, in input order; no partial summaries, no temporary files
     summary = json.loads((output_dir / "summary.json").read_text())
     assert {k: v for k, v in summary.items() if k not in ("seconds", "results")} == {
@@ -166,7 +166,7 @@ def test_a_rerun_denoises_only_the_input_whose_output_is_missing(cohort, first_r
     assert [r["status"] for r in summary["results"]] == ["skipped", "skipped", "skipped", "denoised", "skipped"]
     after = _mtimes(output_dir)
     rewritten = {name for name in after if after[name] != before.get(name)}
-    assert rewritten == {"scan3_denoised.nii.gz", "scan3_denoised.json", "scan3_denoised_qa.png"}
+    assert rewritten == {"scan3_denoised.nii.gz", "scan3_denoised.json", "scan3_denoised_qa.png", "scan3_denoised_noise_map.nii.gz"}
     nib.load(output_dir / "scan3_denoised.nii.gz").get_fdata()
 
 

@@ -128,8 +128,9 @@ def denoise(
         logger.info("%s: sigma_data = %.6g (image units)", input_file, records[-1]["sigma_data"])
     result = torch.stack(denoised, dim=-1) if len(denoised) > 1 else denoised[0]
     existed = output_file.exists()
+    # the map first: an output that exists is complete with its map (a rerun skips it)
+    save_noise_map(torch.stack(maps, dim=-1) if len(maps) > 1 else maps[0], input_file, output_file, volumes.meta.get("affine"))
     written = save_denoised(result, input_file, output_file, volumes.meta.get("affine"), writes_dicom)
-    save_noise_map(torch.stack(maps, dim=-1) if len(maps) > 1 else maps[0], input_file, written, volumes.meta.get("affine"))
     if existed:
         logger.warning("%s: exists, overwritten", written)
     if report:

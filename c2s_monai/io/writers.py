@@ -285,13 +285,13 @@ def save_denoised(
     return save_nifti(volume, matrix, target)
 
 
-def save_noise_map(noise_map, source: PathLike, written: PathLike, affine=None) -> Path:
-    """Write the per-voxel noise level an output was denoised with (image units) at :func:`~c2s_monai.naming.noise_map_path` of ``written``.
+def save_noise_map(noise_map, source: PathLike, output: PathLike, affine=None) -> Path:
+    """Write the per-voxel noise level an output was denoised with (image units) at :func:`~c2s_monai.naming.noise_map_path` of ``output``.
 
     NIfTI, on the input's grid: with a NIfTI input's header (:func:`save_like`), else with
     ``affine`` (the reader's). Returns the path written.
     """
-    source, target = Path(source), noise_map_path(written)
+    source, target = Path(source), noise_map_path(output)
     if input_kind(source) == "nifti":
         return save_like(noise_map, source, target)
     matrix = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
@@ -357,9 +357,10 @@ class SaveDenoisedd(MapTransform):
         writes_dicom = kind == "dicom" and self.dicom_output
         for key in self.key_iterator(d):
             target = self._target(source, "" if writes_dicom else ".nii.gz", subfolder)
-            written = save_denoised(d[key], source, target, meta.get("affine"), self.dicom_output, self.output_postfix)
-            d[self.path_key] = str(written)
             noise_map = getattr(d[key], "meta", {}).get(NOISE_MAP_META_KEY)
             if self.noise_map and noise_map is not None:
-                save_noise_map(noise_map, source, written, meta.get("affine"))
+                # first: an output that exists is complete with its map (a rerun skips it, c2s_monai.batch.CompletedOutputs)
+                save_noise_map(noise_map, source, target, meta.get("affine"))
+            written = save_denoised(d[key], source, target, meta.get("affine"), self.dicom_output, self.output_postfix)
+            d[self.path_key] = str(written)
         return d
