@@ -223,13 +223,15 @@ def resolve_noise_level(
         detected_coils, reason = 1, f"{noise_model}: set by the noise_model setting"
     coils = 1
     if noise_model == "noncentral_chi":
-        if num_coils == defaults.AUTO:
-            coils, chi_sigma = (detected_coils, None) if detected_coils > 1 else estimate_num_coils(target)
-            if sigma_source.startswith("estimated"):
-                chi_sigma = chi_sigma if chi_sigma is not None else estimate_num_coils(target)[1]
-                sigma, sigma_source = float(chi_sigma), "estimated (chi background)"
-        else:
-            coils = int(num_coils)
+        coils = int(num_coils) if num_coils != defaults.AUTO else (detected_coils if detected_coils > 1 else estimate_num_coils(target)[0])
+    if noise_model in MAGNITUDE_MODELS and sigma_source.startswith("estimated"):
+        # magnitude data: the level of the air's chi (Rayleigh for one coil) background, E[m^2] = 2 L sigma^2
+        try:
+            found_coils, found_sigma = estimate_num_coils(target)
+        except ValueError:
+            found_coils, found_sigma = 0, 0.0
+        if found_sigma > 0:
+            sigma, sigma_source = float(found_sigma * math.sqrt(found_coils / coils)), "estimated (background moments)"
     level_map: torch.Tensor | None = None
     if given_map is not None:
         level_map, map_source = torch.as_tensor(given_map).float().reshape(1, *target.shape), "given"
