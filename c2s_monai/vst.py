@@ -217,6 +217,11 @@ def magnitude_vst_inverse(estimate, sigma, num_coils: int = 1):
     return _apply(lambda d: _inverse_unit(d, tables), estimate, sigma)
 
 
+def expected_forward_at_zero(num_coils: int = 1) -> float:
+    """``E[f(m) | nu = 0]`` in units of sigma: what a perfect denoiser of the stabilised image gives in air (the inverse maps it to 0)."""
+    return float(_tables(_check_num_coils(num_coils))["expected_forward"][0])
+
+
 def rician_vst(image, sigma):
     """``sigma * f(image / sigma)`` for Rician magnitude data: :func:`magnitude_vst` with one coil."""
     return magnitude_vst(image, sigma, 1)
