@@ -31,6 +31,14 @@ so ``Var`` falls from ``1`` (high SNR, where ``E[z | nu] -> sqrt(nu^2 + 2L - 1)`
   inverse (Makitalo & Foi 2011) maps an estimate ``D`` to the ``nu`` with
   ``E[f(z) | nu] = D``, the expectation computed by quadrature over the density above. Beyond
   the grid (``nu > NU_MAX``) it uses ``E[f(z) | nu] ~ E[z | nu] ~ sqrt(nu^2 + 2L - 1)``.
+  ``E[f(z) | nu]`` is smallest at ``nu = 0`` and flat there (it grows with ``nu^2``), so a denoiser's
+  residual error in the air, where ``D`` scatters about ``E[f(z) | 0]``, would come back as a
+  positive level (about ``0.6 sqrt(s)`` sigma for a spread ``s``) if ``D`` below ``E[f(z) | 0]``
+  were clipped to ``nu = 0``. Below it the inverse continues as the mirror image,
+  ``nu(E[f | 0] - delta) = -nu(E[f | 0] + delta)``: zero-mean error in the air gives a zero-mean
+  estimate there (the background keeps no magnitude bias, measured in docs/benchmarks.md,
+  "Magnitude data with the default settings"), with small negative values in the air, as a
+  Gaussian denoiser leaves; above a few sigma of signal nothing changes.
 
 The tables are built once per ``L`` (cached). ``sigma`` may be a scalar or a per-voxel noise map
 broadcastable to the image (spatially varying noise: parallel imaging, coil sensitivities, see
@@ -38,10 +46,9 @@ broadcastable to the image (spatially varying noise: parallel imaging, coil sens
 voxel by voxel. ``L`` and the map come from :mod:`c2s_monai.estimation` (``estimate_num_coils``,
 ``detect_noise_model``; docs/method.md section 6).
 
-In the package: :class:`RicianVSTd` stabilises the training volumes (``rician_vst`` of
-:func:`c2s_monai.data.training_loader` and :func:`c2s_monai.train`, the bundle's
-``rician_vst``), and :class:`~c2s_monai.inferers.C2SInferer` with ``rician_vst=True``
-stabilises its input and maps the network's output back. Training and denoising must agree:
+In the package: :func:`c2s_monai.noise_level.stabilise` and ``unstabilise`` apply them for the
+magnitude ``noise_model`` s (``"auto"`` on magnitude data, ``"rician"``, ``"noncentral_chi"``) in
+training (:class:`~c2s_monai.transforms.ResolveNoiseLeveld`) and in :class:`~c2s_monai.inferers.C2SInferer`. Training and denoising must agree:
 :func:`c2s_monai.train` records the setting beside the weights and :func:`c2s_monai.denoise`
 follows it. Measured in docs/benchmarks.md (full benchmark, Rician 6%).
 """
@@ -164,7 +171,10 @@ def _inverse_unit(d: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
     shift = 2 * float(tables["num_coils"]) - 1
     beyond = np.sqrt(np.maximum(d**2 - shift, 0.0))
     beyond += nu[-1] - math.sqrt(expected[-1] ** 2 - shift)
-    return np.where(d > expected[-1], beyond, inside)
+    # below E[f | 0] (reached only by a denoiser's residual error in the air): the mirror image,
+    # nu(E0 - delta) = -nu(E0 + delta), so zero-mean error there gives a zero-mean estimate (module docstring)
+    below = -np.interp(2 * expected[0] - d, expected, nu)
+    return np.where(d > expected[-1], beyond, np.where(d < expected[0], below, inside))
 
 
 def _sigma_array(sigma, shape: tuple[int, ...]) -> np.ndarray:

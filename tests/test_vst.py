@@ -63,7 +63,19 @@ def test_identity_at_high_snr_and_types_kept():
     tensor = torch.rand(2, 3, 4)
     out = rician_vst_inverse(rician_vst(tensor, SIGMA), SIGMA)
     assert isinstance(out, torch.Tensor) and out.shape == tensor.shape and out.dtype == tensor.dtype
-    assert bool((out >= 0).all())
+
+
+def test_the_inverse_is_mirrored_below_the_background_level():
+    """Below E[f | 0] the inverse is the mirror image, so zero-mean error in the air gives a zero-mean estimate."""
+    from c2s_monai.vst import expected_forward_at_zero
+
+    floor = expected_forward_at_zero() * SIGMA
+    deltas = np.array([0.01, 0.1, 0.5]) * SIGMA
+    above, below = rician_vst_inverse(floor + deltas, SIGMA), rician_vst_inverse(floor - deltas, SIGMA)
+    assert np.all(above > 0) and np.allclose(below, -above)
+    scatter = floor + 0.2 * SIGMA * np.random.default_rng(0).standard_normal(200_000)
+    assert abs(rician_vst_inverse(scatter, SIGMA).mean()) < 0.02 * SIGMA  # clipped at 0 it would be about 0.27 sigma
+    assert rician_vst_inverse(np.maximum(scatter, floor), SIGMA).mean() > 0.2 * SIGMA
 
 
 def test_sigma_must_be_positive():
