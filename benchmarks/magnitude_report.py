@@ -47,8 +47,10 @@ def write_report(results: Path, target: Path) -> None:
     lines += [
         "",
         "Where the remaining bias comes from: the network's output `D` on the stabilised volume should equal `E[f(m) | 0]` in",
-        "the air, where the exact unbiased inverse is flat (`E[f(m) | nu]` grows with `nu^2`), so any spread of `D` there comes",
-        "back as a positive level (about `0.6 sqrt(spread)` sigma). `D - E[f(m) | 0]` in the air, mean / std in units of sigma: "
+        "the air. The exact unbiased inverse is flat there (`E[f(m) | nu]` grows with `nu^2`); clipped at `nu = 0` it would turn",
+        "the spread of `D` into a positive level (about `0.6 sqrt(spread)` sigma), mirrored below `E[f(m) | 0]` (the package's",
+        "inverse, `c2s_monai/vst.py`) it keeps zero-mean spread zero-mean, so what is left is the mean offset of `D` in the air,",
+        "a property of the network. `D - E[f(m) | 0]` in the air, mean / std in units of sigma: "
         + "; ".join(
             f"{TITLES.get(row['condition'], row['condition'])} {row['default']['stabilised_air']['offset_mean_sigma']:.3f} / "
             f"{row['default']['stabilised_air']['offset_std_sigma']:.3f}"
