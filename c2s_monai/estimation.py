@@ -147,9 +147,10 @@ def has_noise_background(image, min_fraction: float = 0.05, max_coils: int = 1) 
     ``sigma < 0.1 x`` the bright tissue, at least ``min_fraction`` of the voxels in it, and its
     voxel-to-voxel spread (the wavelet MAD inside it) that of white chi noise within 25%, so that
     a dark but smooth tissue class does not pass for air. The default (1) is the Rayleigh test
-    alone, what ``estimate_sigma("auto")`` uses.
+    alone, what ``estimate_sigma("auto")`` uses. A larger volume is judged on evenly spaced
+    slices (:func:`sample_slices`).
     """
-    array = _as_numpy(image)
+    array = sample_slices(_as_numpy(image))
     if array.min() < 0 or np.ptp(array) <= 0:
         return False
     bright = np.percentile(array, 99)
@@ -257,6 +258,19 @@ def _chi_background(array: np.ndarray, mask=None, max_coils: int = 32, iteration
     return coils, sigma, background
 
 
+# Background statistics of a larger volume are measured on evenly spaced slices of it (they need
+# many voxels, not all of them): the same moments, a fraction of the time.
+SAMPLED_VOXELS = 2**20
+
+
+def sample_slices(array: np.ndarray, max_voxels: int = SAMPLED_VOXELS) -> np.ndarray:
+    """``array`` (2D, or 3D with slices last), or evenly spaced slices of it holding about ``max_voxels`` voxels."""
+    if array.ndim != 3 or array.size <= max_voxels:
+        return array
+    count = max(1, max_voxels // (array.shape[0] * array.shape[1]))
+    return array[..., np.unique(np.linspace(0, array.shape[-1] - 1, count).round().astype(int))]
+
+
 def estimate_num_coils(image, mask=None, max_coils: int = 32) -> tuple[int, float]:
     """Number of coils ``L`` and noise std ``sigma`` of a root-sum-of-squares magnitude image, from its air.
 
@@ -264,10 +278,12 @@ def estimate_num_coils(image, mask=None, max_coils: int = 32) -> tuple[int, floa
     ``L`` in ``[1, max_coils]``, then ``sigma = sqrt(E[m^2] / (2L))``. Without ``mask`` the
     background is found by fixed-point iteration from the voxels below the Otsu threshold: those
     below the 99% quantile of the chi (``L``, ``sigma``), eroded by one voxel in-plane, with both
-    moments corrected for the truncation. A given boolean ``mask`` (the air) is used as it is,
+    moments corrected for the truncation; a volume of more than :data:`SAMPLED_VOXELS` voxels is
+    measured on evenly spaced slices (:func:`sample_slices`). A given boolean ``mask`` (the air) is used as it is,
     untruncated. ``L = 1`` is Rician data; GRAPPA-like reconstructions give an effective ``L``.
     """
-    coils, sigma, _ = _chi_background(_as_numpy(image), mask, max_coils)
+    array = _as_numpy(image)
+    coils, sigma, _ = _chi_background(array if mask is not None else sample_slices(array), mask, max_coils)
     return coils, sigma
 
 
@@ -418,6 +434,7 @@ class NoiseModelChoice:
     noise_model: str  # "gaussian", "rician" or "noncentral_chi"
     num_coils: int
     reason: str
+    sigma: float = 0.0  # the background's level (magnitude models), in the image's units; 0 where none was measured
 
 
 def detect_noise_model(image) -> NoiseModelChoice:
@@ -428,7 +445,7 @@ def detect_noise_model(image) -> NoiseModelChoice:
     docs/method.md section 2); otherwise ``L`` from :func:`estimate_num_coils`:
     ``"rician"`` for ``L = 1``, ``"noncentral_chi"`` above.
     """
-    array = _as_numpy(image)
+    array = sample_slices(_as_numpy(image))
     if array.min() < 0:
         return NoiseModelChoice("gaussian", 1, f"gaussian: signed values (min {array.min():.3g})")
     if not has_noise_background(array, max_coils=32):
@@ -440,10 +457,12 @@ def detect_noise_model(image) -> NoiseModelChoice:
     share = float(np.mean(background))
     if coils == 1:
         return NoiseModelChoice(
-            "rician", 1, f"rician: non-negative magnitude with a Rayleigh-like background (L = 1 estimated from its moments, {share:.0%} of voxels)"
+            "rician", 1, f"rician: non-negative magnitude with a Rayleigh-like background (L = 1 estimated from its moments, {share:.0%} of voxels)",
+            sigma,
         )
     return NoiseModelChoice(
         "noncentral_chi",
         coils,
         f"noncentral_chi: non-negative magnitude with a central-chi background (L = {coils} coils estimated from its moments, {share:.0%} of voxels)",
+        sigma,
     )

@@ -216,9 +216,11 @@ def resolve_noise_level(
     num_coils = check_num_coils(num_coils)
     mode = check_sigma_map(sigma_map)
     target = scaled[0]
+    measured: tuple[int, float] | None = None  # (L, sigma) of the air's chi background, once measured
     if noise_model == defaults.AUTO:
         choice = detect_noise_model(target)
         noise_model, detected_coils, reason = choice.noise_model, choice.num_coils, choice.reason
+        measured = (choice.num_coils, choice.sigma) if choice.sigma > 0 else None
     else:
         detected_coils, reason = 1, f"{noise_model}: set by the noise_model setting"
     coils = 1
@@ -227,7 +229,7 @@ def resolve_noise_level(
     if noise_model in MAGNITUDE_MODELS and sigma_source.startswith("estimated"):
         # magnitude data: the level of the air's chi (Rayleigh for one coil) background, E[m^2] = 2 L sigma^2
         try:
-            found_coils, found_sigma = estimate_num_coils(target)
+            found_coils, found_sigma = measured if measured is not None else estimate_num_coils(target)
         except ValueError:
             found_coils, found_sigma = 0, 0.0
         if found_sigma > 0:

@@ -166,15 +166,19 @@ def _forward_unit(z: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
 
 def _inverse_unit(d: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
     expected, nu = tables["expected_forward"], tables["nu"]
-    inside = np.interp(d, expected, nu)
+    d = np.asarray(d, dtype=np.float64)
+    result = np.asarray(np.interp(d, expected, nu))
     # above the grid f(z) = z and E[z | nu] ~ sqrt(nu^2 + 2L - 1): invert that, continuous at the grid's end
-    shift = 2 * float(tables["num_coils"]) - 1
-    beyond = np.sqrt(np.maximum(d**2 - shift, 0.0))
-    beyond += nu[-1] - math.sqrt(expected[-1] ** 2 - shift)
+    high = d > expected[-1]
+    if high.any():
+        shift = 2 * float(tables["num_coils"]) - 1
+        result[high] = np.sqrt(np.maximum(d[high] ** 2 - shift, 0.0)) + nu[-1] - math.sqrt(expected[-1] ** 2 - shift)
     # below E[f | 0] (reached only by a denoiser's residual error in the air): the mirror image,
     # nu(E0 - delta) = -nu(E0 + delta), so zero-mean error there gives a zero-mean estimate (module docstring)
-    below = -np.interp(2 * expected[0] - d, expected, nu)
-    return np.where(d > expected[-1], beyond, np.where(d < expected[0], below, inside))
+    low = d < expected[0]
+    if low.any():
+        result[low] = -np.interp(2 * expected[0] - d[low], expected, nu)
+    return result
 
 
 def _sigma_array(sigma, shape: tuple[int, ...]) -> np.ndarray:
