@@ -290,6 +290,8 @@ def estimate_num_coils(image, mask=None, max_coils: int = 32) -> tuple[int, floa
 # ---------------------------------------------------------------------------- local noise map
 
 MAD_TO_STD = 0.6745  # median(|n|) of a standard normal
+# A magnitude block is air when its median is within this factor of white chi noise's median for its spread.
+AIR_MARGIN = 1.3
 
 
 def _block_starts(size: int, block: int) -> np.ndarray:
@@ -403,15 +405,24 @@ def estimate_noise_map(
     if magnitude is None:
         magnitude = bool(array.min() >= 0)
     keep = scale > 0
+    air = np.zeros_like(keep)
     if magnitude:
         tissue = keep & (level > min_snr * scale)
-        keep = tissue if np.count_nonzero(tissue) >= 4 else keep  # no tissue at that SNR: use every block
+        # air: blocks whose median is what white chi noise alone gives for their spread (Rayleigh: median / std = 1.8);
+        # there sigma comes from the magnitude itself, median(m^2) = 2 sigma^2 P^-1(L, 1/2), not from the tissue around
+        from c2s_monai.vst import chi_mean_std
+
+        air_ratio = math.sqrt(2 * gammaincinv(num_coils, 0.5)) / float(chi_mean_std(0.0, num_coils)[1])
+        air = keep & (level < AIR_MARGIN * air_ratio * scale)
+        air_sigma = np.sqrt(_block_median(volume[:-1, :-1] ** 2, starts, sizes) / (2 * gammaincinv(num_coils, 0.5)))
+        keep = (tissue | air) if np.count_nonzero(tissue) >= 4 else keep  # no tissue at that SNR: use every block
     if mask is not None:
         inside = np.asarray(mask, dtype=np.float64).reshape(squeezed_shape)
         inside = inside[..., None] if inside.ndim == 2 else inside
         keep &= _block_median(inside[:-1, :-1], starts, sizes) >= 0.5
     if magnitude:
-        scale = np.where(keep, _magnitude_spread_correction(level, scale, num_coils), scale)
+        corrected = _magnitude_spread_correction(level, scale, num_coils)
+        scale = np.where(keep & air, air_sigma, np.where(keep, corrected, scale))
     if not np.any(keep):
         raise ValueError("the noise map found no block with noise (all wavelet details zero, or none in the mask).")
     smooth = _normalised_convolution(np.where(keep, scale, 0.0), keep.astype(np.float64), smoothing)
