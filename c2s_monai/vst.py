@@ -31,14 +31,14 @@ so ``Var`` falls from ``1`` (high SNR, where ``E[z | nu] -> sqrt(nu^2 + 2L - 1)`
   inverse (Makitalo & Foi 2011) maps an estimate ``D`` to the ``nu`` with
   ``E[f(z) | nu] = D``, the expectation computed by quadrature over the density above. Beyond
   the grid (``nu > NU_MAX``) it uses ``E[f(z) | nu] ~ E[z | nu] ~ sqrt(nu^2 + 2L - 1)``.
-  ``E[f(z) | nu]`` is smallest at ``nu = 0`` and flat there (it grows with ``nu^2``), so a denoiser's
-  residual error in the air, where ``D`` scatters about ``E[f(z) | 0]``, would come back as a
-  positive level (about ``0.6 sqrt(s)`` sigma for a spread ``s``) if ``D`` below ``E[f(z) | 0]``
-  were clipped to ``nu = 0``. Below it the inverse continues as the mirror image,
-  ``nu(E[f | 0] - delta) = -nu(E[f | 0] + delta)``: zero-mean error in the air gives a zero-mean
-  estimate there (the background keeps no magnitude bias, measured in docs/benchmarks.md,
-  "Magnitude data with the default settings"), with small negative values in the air, as a
-  Gaussian denoiser leaves; above a few sigma of signal nothing changes.
+  ``E[f(z) | nu]`` is smallest at ``nu = 0`` and flat there (it grows with ``nu^2``): an estimate
+  ``D`` below ``E[f(z) | 0]`` gives ``nu = 0``, so the output is a magnitude, never negative. The
+  price is a small positive level in the air, where ``D`` scatters about ``E[f(z) | 0]`` (about
+  ``0.6 sqrt(s)`` sigma for a residual spread ``s``; measured in docs/benchmarks.md, "Magnitude
+  data with the default settings"). Mirroring the inverse below ``E[f(z) | 0]`` would remove that
+  level where sigma is right, but turns a sigma too large in the air (a map or a level taken from
+  the tissue, an air masked to zero) into a strongly negative background (-1.8 to -2.0 sigma in
+  the parallel-imaging benchmark), so the inverse stays the standard one.
 
 The tables are built once per ``L`` (cached). ``sigma`` may be a scalar or a per-voxel noise map
 broadcastable to the image (spatially varying noise: parallel imaging, coil sensitivities, see
@@ -173,11 +173,7 @@ def _inverse_unit(d: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
     if high.any():
         shift = 2 * float(tables["num_coils"]) - 1
         result[high] = np.sqrt(np.maximum(d[high] ** 2 - shift, 0.0)) + nu[-1] - math.sqrt(expected[-1] ** 2 - shift)
-    # below E[f | 0] (reached only by a denoiser's residual error in the air): the mirror image,
-    # nu(E0 - delta) = -nu(E0 + delta), so zero-mean error there gives a zero-mean estimate (module docstring)
-    low = d < expected[0]
-    if low.any():
-        result[low] = -np.interp(2 * expected[0] - d[low], expected, nu)
+    # below E[f | 0] np.interp gives nu = 0: a magnitude estimate is never negative (module docstring)
     return result
 
 

@@ -182,7 +182,7 @@ def test_sigma_source_records_the_estimator_auto_chose():
     magnitude = torch.sqrt((clean + 0.05 * torch.randn(clean.shape, generator=generator)) ** 2 + (0.05 * torch.randn(clean.shape, generator=generator)) ** 2)
     inferer = C2SInferer(sigma_data="auto", flips=1)
     output = inferer(torch.stack([magnitude, clean + 0.05 * torch.randn(clean.shape, generator=generator)])[:, None], Identity())
-    assert [denoising_record(output, i)["sigma_source"] for i in range(2)] == ["estimated (background)", "estimated (mad)"]
+    assert [denoising_record(output, i)["sigma_source"] for i in range(2)] == ["estimated (background moments)", "estimated (mad)"]  # magnitude data: the air's moments (docs/method.md section 10)
     assert denoising_record(inferer(magnitude[None, None], Identity(), sigma_data=2.0))["sigma_source"] == "given"
 
 
