@@ -54,6 +54,7 @@ from skimage.metrics import structural_similarity
 
 from benchmarks.common import bundle_autocast, current_commit, write_json
 from benchmarks.parallel_imaging_report import write_report
+from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss
 
 RESULTS = Path("benchmarks/results/parallel_imaging")
 SLAB = (62, 98)  # 36 axial slices
@@ -67,7 +68,6 @@ CONDITIONS = {"r3": 3, "r2": 2}
 ITERATIONS = 600
 CURVE_EVERY = 100
 CONTEXT_SLICES = 2
-EXCLUDED_TARGET = -1.0  # the supervised bound's clean channel on scored slices: never a target
 CLASSICAL = ("noisy", "nlm", "bm3d", "bm4d")
 LEARNED = ("c2s_uniform", "c2s_true_map", "c2s_estimated_map", "supervised")
 LABELS = {
@@ -314,33 +314,6 @@ def _estimate_map(volume: Volume) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------- learned methods
-
-
-class ContextSupervisedLoss(torch.nn.Module):
-    """The supervised bound with context (as in :mod:`benchmarks.volumetric`): batch ``[noisy block, clean block]``.
-
-    Its input is the noisy block, its target the centre of the clean block; samples whose clean
-    centre holds :data:`EXCLUDED_TARGET` (the scored slices) are left out.
-    """
-
-    def __init__(self, context_slices: int) -> None:
-        from benchmarks.peers import SupervisedLoss
-
-        super().__init__()
-        self.block = 2 * context_slices + 1
-        self.supervised = SupervisedLoss()
-
-    def forward(self, network, noisy, sigma_data, generator=None):
-        clean = noisy[:, self.block : self.block + 1]
-        keep = clean.flatten(1).amin(dim=1) > EXCLUDED_TARGET / 2
-        if not bool(keep.any()):
-            return (network(torch.cat([noisy[:, : self.block], torch.full_like(clean, 0.05)], 1)) * 0).sum()
-        sigma = torch.as_tensor(sigma_data, dtype=noisy.dtype).reshape(-1)
-        sigma = sigma.expand(len(noisy)) if sigma.numel() == 1 else sigma.reshape(len(noisy), -1).mean(1)
-        return self.supervised(network, torch.cat([noisy[keep, : self.block], clean[keep]], 1), sigma[keep], generator)
-
-    def denoise(self, network, noisy, sigma_data, generator=None):
-        return self.supervised.denoise(network, noisy, sigma_data, generator)
 
 
 def _write(path: Path, *channels: np.ndarray) -> str:

@@ -472,3 +472,33 @@ PEER_LOSSES: dict[str, type[nn.Module]] = {
     "supervised": SupervisedLoss,
 }
 """Peer name -> loss class; C2S itself is :class:`~c2s_monai.losses.GDSMLoss` with :func:`gdsm_denoise`."""
+
+
+# The supervised bound's clean channel on scored slices: never a target.
+EXCLUDED_TARGET = -1.0
+
+
+class ContextSupervisedLoss(nn.Module):
+    """The supervised bound with 2.5D context: batch ``[noisy block (2K+1), clean block (2K+1)]``.
+
+    Its input is the noisy block, its target the centre of the clean block; samples whose
+    clean centre holds :data:`EXCLUDED_TARGET` (the scored slices) are left out. The level is
+    one per sample, or a per-voxel map (then each sample's mean level).
+    """
+
+    def __init__(self, context_slices: int) -> None:
+        super().__init__()
+        self.block = 2 * context_slices + 1
+        self.supervised = SupervisedLoss()
+
+    def forward(self, network, noisy, sigma_data, generator=None):
+        clean = noisy[:, self.block : self.block + 1]
+        keep = clean.flatten(1).amin(dim=1) > EXCLUDED_TARGET / 2
+        if not bool(keep.any()):
+            return (network(torch.cat([noisy[:, : self.block], torch.full_like(clean, 0.05)], 1)) * 0).sum()
+        sigma = torch.as_tensor(sigma_data, dtype=noisy.dtype).reshape(-1)
+        sigma = sigma.expand(len(noisy)) if sigma.numel() == 1 else sigma.reshape(len(noisy), -1).mean(1)
+        return self.supervised(network, torch.cat([noisy[keep, : self.block], clean[keep]], 1), sigma[keep], generator)
+
+    def denoise(self, network, noisy, sigma_data, generator=None):
+        return self.supervised.denoise(network, noisy, sigma_data, generator)

@@ -49,7 +49,7 @@ from torch import nn
 
 from benchmarks.common import bundle_autocast, current_commit, write_json
 from benchmarks.methods import PeerInference
-from benchmarks.peers import Recorrupted2RecorruptedLoss, SupervisedLoss
+from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss, Recorrupted2RecorruptedLoss
 from benchmarks.volumetric_report import write_report
 from c2s_monai.context import check_noise_independence
 from c2s_monai.data import training_loader
@@ -66,7 +66,6 @@ THICK = 5
 CONDITIONS = ("gaussian_6", "gaussian_3", "gaussian_10", "rician_6", "thick_6")
 ITERATIONS = 600
 CURVE_EVERY = 100
-EXCLUDED_TARGET = -1.0  # the supervised bound's clean channel on scored slices: never a target
 
 
 @dataclass(frozen=True)
@@ -112,30 +111,6 @@ def score(estimate: np.ndarray, volume: Volume) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------- learned methods
-
-
-class ContextSupervisedLoss(nn.Module):
-    """The supervised bound with context: batch ``[noisy block (2K+1), clean block (2K+1)]``.
-
-    Its input is the noisy block, its target the centre of the clean block; samples whose
-    clean centre holds :data:`EXCLUDED_TARGET` (the scored slices) are left out.
-    """
-
-    def __init__(self, context_slices: int) -> None:
-        super().__init__()
-        self.block = 2 * context_slices + 1
-        self.supervised = SupervisedLoss()
-
-    def forward(self, network, noisy, sigma_data, generator=None):
-        clean = noisy[:, self.block : self.block + 1]
-        keep = clean.flatten(1).amin(dim=1) > EXCLUDED_TARGET / 2
-        if not bool(keep.any()):
-            return (network(torch.cat([noisy[:, : self.block], torch.full_like(clean, 0.05)], 1)) * 0).sum()
-        sigma = torch.as_tensor(sigma_data, dtype=noisy.dtype).reshape(-1).expand(len(noisy))[keep]
-        return self.supervised(network, torch.cat([noisy[keep, : self.block], clean[keep]], 1), sigma, generator)
-
-    def denoise(self, network, noisy, sigma_data, generator=None):
-        return self.supervised.denoise(network, noisy, sigma_data, generator)
 
 
 @dataclass(frozen=True)
