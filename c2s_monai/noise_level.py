@@ -17,7 +17,7 @@ MONAI Label task (their defaults in :mod:`c2s_monai.defaults`):
   Magnitude data go through the variance-stabilising transform of their model
   (:func:`c2s_monai.vst.magnitude_vst`; Foi 2011): the network sees data with Gaussian noise of
   std ``sigma``, and its output is mapped back with the exact unbiased inverse (Makitalo & Foi
-  2011), which removes the magnitude bias of the background and of dark tissue.
+  2011), which takes the magnitude bias out of dark tissue and most of it out of the background.
 - ``num_coils``: L of the noncentral chi; ``"auto"`` estimates it from the background's moments
   (:func:`c2s_monai.estimation.estimate_num_coils`).
 - ``sigma_map``: the spatial layout of the level. ``"none"``: one level per volume (``sigma_data``,
