@@ -131,6 +131,13 @@ def denoising_noise_map(output, index: int = 0) -> torch.Tensor | None:
     if noise_map is None:
         return None
     return noise_map[index] if isinstance(noise_map, (list, tuple)) else noise_map
+
+
+def _level_channel(images: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """The network's level channel for ``images`` ``(N, C, *spatial)``: ``sigma`` everywhere, or the map ``(N, 1, *spatial)`` given."""
+    return sigma.to(images) if isinstance(sigma, torch.Tensor) else torch.full_like(images[:, :1], sigma)
+
+
 FLIP_ENSEMBLES = {
     1: ((),),
     2: ((), (-1,)),
@@ -236,8 +243,7 @@ class C2SInferer(Inferer):
     def _denoise_slices(self, network, slices: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         """Denoise ``(N, C, H, W)`` slices in network units at level ``sigma`` (a number, or a map ``(N, 1, H, W)``)."""
         height, width = slices.shape[-2:]
-        level = torch.full_like(slices[:, :1], sigma) if not isinstance(sigma, torch.Tensor) else sigma.to(slices)
-        inputs = torch.cat([slices, level], dim=1)
+        inputs = torch.cat([slices, _level_channel(slices, sigma)], dim=1)
         use_window = height > self.roi_size[0] or width > self.roi_size[1]
         if not use_window:
             # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
@@ -260,8 +266,7 @@ class C2SInferer(Inferer):
     def _denoise_volume(self, network, volume: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         """Denoise ``(1, C, H, W, D)`` with a 3D network at level ``sigma`` (or a map ``(1, 1, H, W, D)``): padded to a multiple of 16, windowed when large."""
         shape = volume.shape[2:]
-        level = torch.full_like(volume[:, :1], sigma) if not isinstance(sigma, torch.Tensor) else sigma.to(volume)
-        inputs = torch.cat([volume, level], dim=1)
+        inputs = torch.cat([volume, _level_channel(volume, sigma)], dim=1)
         # BasicUNet pools four times: a multiple of 16, and at least 32 for its instance norms
         padding = [max(32, size + (-size) % 16) - size for size in shape]
         if any(padding):

@@ -278,7 +278,12 @@ def save_denoised(
         return target
     if dicom_output:
         logger.warning("%s: DICOM output needs a DICOM input; writing NIfTI.", source)
-    if kind == "nifti":
+    return _save_nifti_beside(volume, source, target, affine)
+
+
+def _save_nifti_beside(volume, source: Path, target: Path, affine=None) -> Path:
+    """NIfTI on ``source``'s grid: with a NIfTI source's header (:func:`save_like`), else with ``affine`` (the identity when ``None``)."""
+    if input_kind(source) == "nifti":
         return save_like(volume, source, target)
     matrix = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
     check_output_path(source, target)
@@ -291,12 +296,7 @@ def save_noise_map(noise_map, source: PathLike, output: PathLike, affine=None) -
     NIfTI, on the input's grid: with a NIfTI input's header (:func:`save_like`), else with
     ``affine`` (the reader's). Returns the path written.
     """
-    source, target = Path(source), noise_map_path(output)
-    if input_kind(source) == "nifti":
-        return save_like(noise_map, source, target)
-    matrix = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
-    check_output_path(source, target)
-    return save_nifti(noise_map, matrix, target)
+    return _save_nifti_beside(noise_map, Path(source), noise_map_path(output), affine)
 
 
 class SaveDenoisedd(MapTransform):
