@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
+from ignite.engine import Events
 from skimage.metrics import structural_similarity
 
 from c2s_monai.io.sample_data import mni152_t1_slices
@@ -108,3 +110,29 @@ def write_json(path: Path, result: dict) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(result, indent=2))
     os.replace(temporary, path)
+
+
+class TrainingClock:
+    """Seconds spent in training steps only (not in the evaluations between them), with an optional budget.
+
+    :meth:`attach` times each iteration from ``ITERATION_STARTED`` to ``ITERATION_COMPLETED`` into
+    ``seconds``; with ``budget`` (seconds) it terminates the trainer once ``seconds`` reaches it.
+    """
+
+    def __init__(self, budget: float | None = None) -> None:
+        self.seconds = 0.0
+        self.budget = budget
+        self._started = 0.0
+
+    def attach(self, trainer) -> TrainingClock:
+        trainer.add_event_handler(Events.ITERATION_STARTED, self._start)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._stop)
+        return self
+
+    def _start(self, _) -> None:
+        self._started = time.perf_counter()
+
+    def _stop(self, engine) -> None:
+        self.seconds += time.perf_counter() - self._started
+        if self.budget is not None and self.seconds >= self.budget:
+            engine.terminate()

@@ -52,7 +52,7 @@ import torch
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from benchmarks.common import bundle_autocast, current_commit, write_json
+from benchmarks.common import TrainingClock, bundle_autocast, current_commit, write_json
 from benchmarks.parallel_imaging_report import write_report
 from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss
 
@@ -375,7 +375,7 @@ def train_and_score(condition: str, name: str, iterations: int = ITERATIONS, eva
         per_eval = max(1, iterations // evals)
         trainer, ema = create_trainer(network, loss, loader(per_eval), epochs=evals, iterations_per_epoch=per_eval)
         inference = PeerInference(loss, ema.ema_model) if supervised else ema.ema_model
-        clock = {"seconds": 0.0, "started": 0.0}
+        clock = TrainingClock().attach(trainer)
 
         def denoise(flips: int = 1) -> np.ndarray:
             kwargs: dict = {"sigma_data": volume.sigma, "flips": flips, "slice_batch": 8, "autocast_dtype": "auto",
@@ -390,19 +390,12 @@ def train_and_score(condition: str, name: str, iterations: int = ITERATIONS, eva
 
         curve = []
 
-        @trainer.on(Events.ITERATION_STARTED)
-        def _start(_):
-            clock["started"] = time.perf_counter()
-
-        @trainer.on(Events.ITERATION_COMPLETED)
-        def _stop(_):
-            clock["seconds"] += time.perf_counter() - clock["started"]
 
         @trainer.on(Events.EPOCH_COMPLETED)
         def _curve(engine):
             psnr = score(denoise(), volume)["psnr_mask"]
-            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock["seconds"], 1), "psnr_mask": round(psnr, 3)})
-            print(f"{condition}/{name}: {engine.state.iteration} its, {clock['seconds']:.0f} s, {psnr:.2f} dB", flush=True)
+            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock.seconds, 1), "psnr_mask": round(psnr, 3)})
+            print(f"{condition}/{name}: {engine.state.iteration} its, {clock.seconds:.0f} s, {psnr:.2f} dB", flush=True)
 
         trainer.run()
         start = time.perf_counter()
@@ -420,7 +413,7 @@ def train_and_score(condition: str, name: str, iterations: int = ITERATIONS, eva
             "threads": 1,
             "learning_rate": trainer.optimizer.defaults["lr"],
             "autocast_dtype": bundle_autocast(),
-            "train_seconds": round(clock["seconds"], 1),
+            "train_seconds": round(clock.seconds, 1),
             "inference_seconds_slab": round(seconds, 2),
             "curve": curve,
             "metrics": score(estimate, volume),

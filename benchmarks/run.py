@@ -39,6 +39,7 @@ from benchmarks import classical
 from benchmarks.common import (
     EXAMPLE_SLICE,
     RESULTS,
+    TrainingClock,
     bundle_autocast,
     current_commit,
     make_data,
@@ -126,16 +127,8 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
         trainer, ema = create_trainer(
             method.training_network(network), loss, loader, epochs=iterations // curve_every, iterations_per_epoch=curve_every
         )
-        clock = {"train_seconds": 0.0, "started": 0.0}
+        clock = TrainingClock().attach(trainer)
         curve = []
-
-        @trainer.on(Events.ITERATION_STARTED)
-        def _start(_):
-            clock["started"] = time.perf_counter()
-
-        @trainer.on(Events.ITERATION_COMPLETED)
-        def _stop(_):
-            clock["train_seconds"] += time.perf_counter() - clock["started"]
 
         def denoise(slices: np.ndarray, flips: int = 1) -> np.ndarray:
             inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="auto", rician_vst=method.rician_vst)
@@ -146,7 +139,7 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
         @trainer.on(Events.EPOCH_COMPLETED)
         def _curve(engine):
             psnr = metrics(denoise(data["train_noisy"][::5]), data["train_clean"][::5])["psnr_mask"]
-            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock["train_seconds"], 2), "psnr_mask": psnr})
+            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock.seconds, 2), "psnr_mask": psnr})
 
         trainer.run()
         result = {
@@ -156,8 +149,8 @@ def run_learned(condition_name: str, method_name: str, iterations: int, curve_ev
             "iterations": iterations,
             "learning_rate": trainer.optimizer.defaults["lr"],
             "autocast_dtype": bundle_autocast(),
-            "train_seconds": round(clock["train_seconds"], 1),
-            "iterations_per_second": round(iterations / clock["train_seconds"], 3),
+            "train_seconds": round(clock.seconds, 1),
+            "iterations_per_second": round(iterations / clock.seconds, 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "sigma_data": sigma_data,
             "curve": curve,

@@ -30,6 +30,7 @@ from ignite.engine import Events
 
 from benchmarks.common import (
     TTQ_RESULTS,
+    TrainingClock,
     make_data,
     metrics,
     parse_condition,
@@ -98,17 +99,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
     trainer, ema = create_trainer(network, loss, loader(per_eval), epochs=evals, iterations_per_epoch=per_eval,
                                   learning_rate=settings["learning_rate"], warmup_iterations=settings["warmup_iterations"],
                                   ema_momentum=settings["ema_momentum"], autocast_dtype=settings["autocast_dtype"])
-    clock = {"seconds": 0.0, "started": 0.0}
-
-    @trainer.on(Events.ITERATION_STARTED)
-    def _start(_):
-        clock["started"] = time.perf_counter()
-
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def _stop(engine):
-        clock["seconds"] += time.perf_counter() - clock["started"]
-        if clock["seconds"] >= budget:
-            engine.terminate()
+    clock = TrainingClock(budget).attach(trainer)
 
     def denoise(slices: np.ndarray, flips: int = 1, model=None) -> np.ndarray:
         inferer = C2SInferer(sigma_data=sigma_data, flips=flips, slice_batch=10, autocast_dtype="float32")
@@ -121,8 +112,8 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
     @trainer.on(Events.EPOCH_COMPLETED)
     def _curve(engine):
         psnr = metrics(denoise(evaluation[0]), evaluation[1])["psnr_mask"]
-        curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock["seconds"], 1), "psnr_mask": round(psnr, 3)})
-        print(f"{name}: {engine.state.iteration} its, {clock['seconds']:.0f} s, {psnr:.2f} dB", flush=True)
+        curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock.seconds, 1), "psnr_mask": round(psnr, 3)})
+        print(f"{name}: {engine.state.iteration} its, {clock.seconds:.0f} s, {psnr:.2f} dB", flush=True)
 
     trainer.run()
     if not curve or curve[-1]["iteration"] != trainer.state.iteration:
@@ -137,7 +128,7 @@ def run(recipe: str, condition_name: str, minutes: float, threads: int, init: st
         "threads": threads,
         "iterations": trainer.state.iteration,
         "planned_iterations": iterations,
-        "train_seconds": round(clock["seconds"], 1),
+        "train_seconds": round(clock.seconds, 1),
         "curve": curve,
         "final": {
             "train_flips1": metrics(denoise(evaluation[0]), evaluation[1]),

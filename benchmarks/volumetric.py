@@ -47,7 +47,7 @@ from ignite.engine import Events
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from benchmarks.common import bundle_autocast, current_commit, write_json
+from benchmarks.common import TrainingClock, bundle_autocast, current_commit, write_json
 from benchmarks.methods import PeerInference
 from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss, Recorrupted2RecorruptedLoss
 from benchmarks.volumetric_report import write_report
@@ -204,25 +204,15 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
             iterations = max(evals, int(minutes * 60 * rate))
         per_eval = max(1, iterations // evals)
         trainer, ema = create_trainer(network, loss, loader(per_eval), epochs=evals, iterations_per_epoch=per_eval)
-        clock = {"seconds": 0.0, "started": 0.0}
         budget = None if minutes is None else minutes * 60
-
-        @trainer.on(Events.ITERATION_STARTED)
-        def _start(_):
-            clock["started"] = time.perf_counter()
-
-        @trainer.on(Events.ITERATION_COMPLETED)
-        def _stop(engine):
-            clock["seconds"] += time.perf_counter() - clock["started"]
-            if budget is not None and clock["seconds"] >= budget:
-                engine.terminate()
+        clock = TrainingClock(budget).attach(trainer)
 
         @trainer.on(Events.EPOCH_COMPLETED(once=1))
         def _resize(engine):
             """A time budget: size the schedule again from the first tenth's measured step rate (the calibration's is rough)."""
             if budget is None:
                 return
-            total = int(engine.state.iteration / clock["seconds"] * budget)
+            total = int(engine.state.iteration / clock.seconds * budget)
             engine.state.max_epochs = max(2, -(-total // per_eval))
             trainer.lr_scheduler.t_total = engine.state.max_epochs * per_eval
 
@@ -232,8 +222,8 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
         @trainer.on(Events.EPOCH_COMPLETED)
         def _curve(engine):
             psnr = score(denoise(volume.noisy), volume)["psnr_mask"]
-            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock["seconds"], 1), "psnr_mask": round(psnr, 3)})
-            print(f"{condition}/{name}: {engine.state.iteration} its, {clock['seconds']:.0f} s, {psnr:.2f} dB", flush=True)
+            curve.append({"iteration": engine.state.iteration, "train_seconds": round(clock.seconds, 1), "psnr_mask": round(psnr, 3)})
+            print(f"{condition}/{name}: {engine.state.iteration} its, {clock.seconds:.0f} s, {psnr:.2f} dB", flush=True)
 
         trainer.run()
         if not curve or curve[-1]["iteration"] != trainer.state.iteration:
@@ -250,7 +240,7 @@ def train_and_score(condition: str, name: str, iterations: int | None = None, mi
             "minutes": minutes,
             "learning_rate": trainer.optimizer.defaults["lr"],
             "autocast_dtype": bundle_autocast(),
-            "train_seconds": round(clock["seconds"], 1),
+            "train_seconds": round(clock.seconds, 1),
             "inference_seconds_slab": round(seconds, 2),
             "curve": curve,
             "metrics": score(estimate, volume),
