@@ -75,6 +75,12 @@ def metrics(estimate: np.ndarray, clean: np.ndarray) -> dict[str, float]:
     }
 
 
+def scored_metrics(estimate: np.ndarray, clean: np.ndarray, scored) -> dict[str, float]:
+    """:func:`metrics` of the ``scored`` slices of volumes ``(x, y, z)`` (slices last): PSNR and SSIM inside ``clean > 0.1``, whole-image PSNR."""
+    scores = metrics(np.moveaxis(estimate[..., list(scored)], -1, 0), np.moveaxis(clean[..., list(scored)], -1, 0))
+    return {key: scores[key] for key in ("psnr_mask", "psnr_image", "ssim_mask")}
+
+
 def write_volume(path: Path, *channels: np.ndarray) -> None:
     """Slices ``(N, H, W)`` -> NIfTI ``(H, W, N[, C])``."""
     volume = np.stack([np.moveaxis(c, 0, -1) for c in channels], axis=-1) if len(channels) > 1 else np.moveaxis(channels[0], 0, -1)

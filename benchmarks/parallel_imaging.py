@@ -50,9 +50,8 @@ import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
-from skimage.metrics import structural_similarity
 
-from benchmarks.common import TrainingClock, bundle_autocast, current_commit, write_json
+from benchmarks.common import TrainingClock, bundle_autocast, current_commit, scored_metrics, write_json
 from benchmarks.parallel_imaging_report import write_report
 from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss
 
@@ -245,16 +244,10 @@ def describe(volume: Volume) -> dict:
 def score(estimate: np.ndarray, volume: Volume) -> dict[str, float]:
     """PSNR/SSIM (peak 1) inside the head and whole-image PSNR on the scored slices; the background bias in true sigmas."""
     scored = list(volume.scored)
-    clean, estimate = volume.clean[..., scored], np.asarray(estimate, dtype=np.float32)[..., scored]
-    mask, air = clean > 0.1, volume.air[..., scored]
-    error = (estimate - clean) ** 2
-    ssim = np.stack([structural_similarity(clean[..., k], estimate[..., k], data_range=1.0, full=True)[1] for k in range(clean.shape[-1])], -1)
-    return {
-        "psnr_mask": float(10 * np.log10(1 / error[mask].mean())),
-        "psnr_image": float(10 * np.log10(1 / error.mean())),
-        "ssim_mask": float(ssim[mask].mean()),
-        "background_bias_sigma": float((estimate[air] / volume.sigma_map[..., scored][air]).mean()),
-    }
+    estimate = np.asarray(estimate, dtype=np.float32)
+    air = volume.air[..., scored]
+    bias = float((estimate[..., scored][air] / volume.sigma_map[..., scored][air]).mean())
+    return {**scored_metrics(estimate, volume.clean, volume.scored), "background_bias_sigma": bias}
 
 
 def map_error(estimated: np.ndarray, volume: Volume) -> dict[str, float]:

@@ -44,10 +44,9 @@ import nibabel as nib
 import numpy as np
 import torch
 from ignite.engine import Events
-from skimage.metrics import structural_similarity
 from torch import nn
 
-from benchmarks.common import TrainingClock, bundle_autocast, current_commit, write_json
+from benchmarks.common import TrainingClock, bundle_autocast, current_commit, scored_metrics, write_json
 from benchmarks.methods import PeerInference
 from benchmarks.peers import EXCLUDED_TARGET, ContextSupervisedLoss, Recorrupted2RecorruptedLoss
 from benchmarks.volumetric_report import write_report
@@ -98,16 +97,7 @@ def make_volume(condition: str) -> Volume:
 
 def score(estimate: np.ndarray, volume: Volume) -> dict[str, float]:
     """PSNR/SSIM (peak 1) of ``estimate`` ``(x, y, z)`` on the scored slices: inside ``clean > 0.1`` and whole-image PSNR."""
-    clean = volume.clean[..., list(volume.scored)]
-    estimate = estimate[..., list(volume.scored)]
-    mask = clean > 0.1
-    error = (estimate - clean) ** 2
-    ssim = np.stack([structural_similarity(clean[..., k], estimate[..., k], data_range=1.0, full=True)[1] for k in range(clean.shape[-1])], -1)
-    return {
-        "psnr_mask": float(10 * np.log10(1 / error[mask].mean())),
-        "psnr_image": float(10 * np.log10(1 / error.mean())),
-        "ssim_mask": float(ssim[mask].mean()),
-    }
+    return scored_metrics(estimate, volume.clean, volume.scored)
 
 
 # ------------------------------------------------------------------------------- learned methods
