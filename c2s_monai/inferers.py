@@ -75,6 +75,7 @@ from c2s_monai.intensity import check_contrast_sigmas, contrast_sigma_data
 from c2s_monai.naming import NOISE_MAP_META_KEY
 from c2s_monai.networks import NoiseConditionedUNet
 from c2s_monai.noise_level import (
+    SIGMA_MAP_MODES,
     check_noise_map,
     check_num_coils,
     check_sigma_map,
@@ -225,7 +226,7 @@ class C2SInferer(Inferer):
         self.noise_model = legacy_noise_model(noise_model, parse_flag(rician_vst, "rician_vst"))
         self.num_coils = check_num_coils(num_coils)
         self.sigma_map = check_sigma_map(sigma_map)
-        if not isinstance(self.sigma_map, str) or self.sigma_map not in ("none", "auto"):
+        if self.sigma_map not in SIGMA_MAP_MODES:
             raise ValueError(f"C2SInferer's sigma_map is 'none' or 'auto'; pass a given map at call time (inferer(x, network, sigma_map=...)), got {sigma_map!r}.")
         self.context_slices = check_context_slices(context_slices)
         self.slice_axis = check_slice_axis(slice_axis)

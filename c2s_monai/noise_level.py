@@ -77,29 +77,27 @@ def check_num_coils(num_coils) -> int | str:
     return value
 
 
-def check_sigma_map(sigma_map):
-    """``"none"``, ``"auto"``, or a given map (a path, or an array/tensor); ``None`` means ``"none"``."""
+def check_sigma_map(sigma_map) -> str:
+    """``"none"``, ``"auto"``, or a map file's path; ``None`` means ``"none"`` (a loaded map is passed as data, not as this setting)."""
     if sigma_map is None:
         return "none"
     if isinstance(sigma_map, str) and sigma_map.strip().lower() in SIGMA_MAP_MODES:
         return sigma_map.strip().lower()
-    if isinstance(sigma_map, (str, bytes)) or hasattr(sigma_map, "__fspath__"):
+    if isinstance(sigma_map, str) or hasattr(sigma_map, "__fspath__"):
         return str(sigma_map)
-    if isinstance(sigma_map, (np.ndarray, torch.Tensor)):
-        return sigma_map
     raise ValueError(f"sigma_map must be 'none', 'auto' or a map file on the image grid, got {sigma_map!r}.")
 
 
 def sigma_map_mode(sigma_map) -> str:
     """What the inferer does itself for a ``sigma_map`` setting: ``"auto"``, or ``"none"`` (also for a map file, which comes with the item)."""
     mode = check_sigma_map(sigma_map)
-    return mode if isinstance(mode, str) and mode in SIGMA_MAP_MODES else "none"
+    return mode if mode in SIGMA_MAP_MODES else "none"
 
 
 def map_file(sigma_map) -> str | None:
     """The map file a ``sigma_map`` setting names, or ``None`` for ``"none"``/``"auto"``."""
     mode = check_sigma_map(sigma_map)
-    return mode if isinstance(mode, str) and mode not in SIGMA_MAP_MODES else None
+    return mode if mode not in SIGMA_MAP_MODES else None
 
 
 def legacy_noise_model(noise_model, rician_vst) -> str:
@@ -237,8 +235,6 @@ def resolve_noise_level(
     level_map: torch.Tensor | None = None
     if given_map is not None:
         level_map, map_source = torch.as_tensor(given_map).float().reshape(1, *target.shape), "given"
-    elif not isinstance(mode, str):
-        raise ValueError("a given sigma_map array must be passed as given_map, in network units.")
     elif mode == "auto":
         values = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
         try:

@@ -158,14 +158,12 @@ def noise_settings(model, noise_model=None, num_coils=None, sigma_map=None, rici
     trained = trained_noise_settings(model)
     if rician_vst is not None and parse_flag(rician_vst, "rician_vst"):
         noise_model = legacy_noise_model(noise_model or AUTO, True)
-    settings = {
-        "noise_model": check_noise_model(noise_model if noise_model is not None else trained["noise_model"]),
-        "num_coils": check_num_coils(num_coils if num_coils is not None else trained["num_coils"]),
-        "sigma_map": check_sigma_map(sigma_map if sigma_map is not None else trained["sigma_map"]),
-    }
-    if settings["sigma_map"] not in SIGMA_MAP_MODES and not Path(settings["sigma_map"]).exists():
-        raise FileNotFoundError(f"{settings['sigma_map']}: the noise map (sigma_map) does not exist; give a map file, 'auto' or 'none'.")
-    return settings
+    noise_model = check_noise_model(noise_model if noise_model is not None else trained["noise_model"])
+    num_coils = check_num_coils(num_coils if num_coils is not None else trained["num_coils"])
+    sigma_map = check_sigma_map(sigma_map if sigma_map is not None else trained["sigma_map"])
+    if sigma_map not in SIGMA_MAP_MODES and not Path(sigma_map).exists():
+        raise FileNotFoundError(f"{sigma_map}: the noise map (sigma_map) does not exist; give a map file, 'auto' or 'none'.")
+    return {"noise_model": noise_model, "num_coils": num_coils, "sigma_map": sigma_map}
 
 
 def denoised_path(input_file: str | os.PathLike, output_dir: str | os.PathLike | None = None, dicom_output: bool = False) -> Path:

@@ -127,7 +127,7 @@ class ResolveNoiseLeveld(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.noise_model, self.num_coils = noise_model, num_coils
         self.sigma_map = check_sigma_map(sigma_map)
-        if self.sigma_map not in ("none", "auto"):
+        if self.sigma_map not in SIGMA_MAP_MODES:
             raise ValueError(f"ResolveNoiseLeveld's sigma_map is 'none' or 'auto'; a map file comes with each item (its '{map_key}' key), got {sigma_map!r}.")
         self.sigma_key, self.scale_key, self.map_key, self.noise_key = sigma_key, scale_key, map_key, noise_key
         self.estimated = estimated
